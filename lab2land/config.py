@@ -1,0 +1,206 @@
+"""Typed schema of ``publish.toml`` and its loader.
+
+Every key has a default (or is required) and a one-line description. Loading reports *all*
+problems at once, each naming the file, the key, the offending value and what was expected::
+
+    publish.toml: reports.sales.parameters.region: expected str, got 3
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_NAME = "publish.toml"
+
+ParameterSet = dict[str, Any]
+
+
+class ConfigError(Exception):
+    """One or more problems in the project's configuration or inputs.
+
+    ``problems`` holds one human-readable line per problem; ``str()`` joins them.
+    """
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SiteConfig(_Strict):
+    """The ``[site]`` table."""
+
+    title: str = Field("lab2land reports", description="Title shown on every page of the site.")
+    description: str = Field("", description="One paragraph shown on the site's index page.")
+    output: str = Field("reports", description="Folder (relative to the project) the site is written to.")
+    templates: Optional[str] = Field(
+        None, description="Folder of template overrides, searched before lab2land's own templates."
+    )
+    keep: Optional[int] = Field(
+        None, ge=1, description="Keep at most this many versions per report variant (None keeps all)."
+    )
+    jobs: Optional[int] = Field(None, ge=1, description="Runs executed at once (default: CPU cores).")
+    executor: str = Field("local", description="Where runs execute: 'local' processes or 'dask'.")
+    scheduler: Optional[str] = Field(
+        None, description="Dask scheduler address for executor = 'dask' (None starts a local cluster)."
+    )
+
+
+class SourceConfig(_Strict):
+    """A ``[sources.<name>]`` table: one data source that reports can read."""
+
+    path: Optional[str] = Field(None, description="A CSV/Parquet/JSON file or a folder, relative to the project.")
+    url: Optional[str] = Field(None, description="SQLAlchemy database URL for a SQL source.")
+    sql: Optional[str] = Field(None, description="Query whose result becomes the snapshot (with `url`).")
+    loader: Optional[str] = Field(None, description="Python script whose stdout or output file becomes the snapshot.")
+    format: Literal["csv", "parquet", "json"] = Field(
+        "csv", description="File format of SQL and loader snapshots."
+    )
+    columns: Optional[dict[str, str]] = Field(
+        None, description="Expected columns and their pandas dtypes kinds (int, float, str, bool, datetime)."
+    )
+
+
+class ReportConfig(_Strict):
+    """A ``[reports.<name>]`` table: one notebook published as a report."""
+
+    notebook: str = Field(description="Path of the notebook, relative to the project.")
+    title: str = Field(description="Title shown on the report's pages.")
+    description: str = Field("", description="One paragraph shown on the index and history pages.")
+    parameters: Union[ParameterSet, list[ParameterSet]] = Field(
+        default_factory=dict,
+        description="Parameter values, or a list of parameter sets (one version line per set).",
+    )
+    takes_parameters: bool = Field(
+        True, description="False for a notebook without a `parameters` cell (otherwise an error)."
+    )
+    kernel: Optional[str] = Field(None, description="Kernel to run with (default: the notebook's kernelspec).")
+    timeout: Optional[int] = Field(600, ge=1, description="Seconds one cell may run (None: no limit).")
+    run_timeout: int = Field(1800, ge=1, description="Seconds the whole run may take, kernel start included.")
+    tags: list[str] = Field(default_factory=list, description="Labels shown on the index page.")
+    show_code: bool = Field(False, description="Show code cells in the published page.")
+    layout: Literal["flow", "grid"] = Field(
+        "flow", description="'grid' lays the static page out with the notebook's dashboard grid metadata."
+    )
+    dashboard: bool = Field(False, description="Serve this notebook as a live Voila dashboard too.")
+    pool_size: int = Field(1, ge=0, le=16, description="Preheated kernels kept ready for the dashboard.")
+    sources: list[str] = Field(default_factory=list, description="Names of `[sources]` the notebook reads.")
+    schedule: Optional[str] = Field(
+        None, description="When `build --due` re-runs it: cron syntax, or 'hourly' / 'daily' / 'weekly'."
+    )
+
+    @field_validator("parameters")
+    @classmethod
+    def _at_least_one_set(cls, value):
+        if isinstance(value, list) and not value:
+            raise ValueError("expected a table or a non-empty list of tables, got an empty list")
+        return value
+
+    def parameter_sets(self) -> list[ParameterSet]:
+        """The parameter sets of this report: one per version line."""
+        return list(self.parameters) if isinstance(self.parameters, list) else [dict(self.parameters)]
+
+
+class Config(_Strict):
+    """The whole ``publish.toml``."""
+
+    site: SiteConfig = Field(default_factory=SiteConfig, description="Site-wide settings.")
+    sources: dict[str, SourceConfig] = Field(default_factory=dict, description="Data sources by name.")
+    reports: dict[str, ReportConfig] = Field(default_factory=dict, description="Reports by name.")
+
+    # Set by load_config, not read from the file.
+    project_dir: Path = Field(Path("."), exclude=True)
+    config_path: Path = Field(Path(CONFIG_NAME), exclude=True)
+
+    @property
+    def output_dir(self) -> Path:
+        """The folder the site is written to."""
+        return self.project_dir / self.site.output
+
+    def notebook_path(self, report: str) -> Path:
+        """Absolute path of a report's notebook."""
+        return self.project_dir / self.reports[report].notebook
+
+
+def _describe(value: Any) -> str:
+    return repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+
+
+def _expected(error: dict) -> str:
+    kind, msg = error["type"], error["msg"]
+    names = {"string_type": "str", "int_type": "int", "bool_type": "bool", "float_type": "float",
+             "list_type": "list", "dict_type": "table", "model_type": "table"}
+    if kind in names:
+        return f"expected {names[kind]}, got {_describe(error['input'])}"
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        return f"unknown key (value {_describe(error['input'])})"
+    return f"{msg}, got {_describe(error['input'])}"
+
+
+def _wrong_union_branch(error: dict) -> bool:
+    # For `parameters` (a table or a list of tables) pydantic reports the failure of both union
+    # members; only the one matching the value's shape is useful to the user.
+    for part in error["loc"]:
+        if isinstance(part, str) and part.startswith("dict[") and isinstance(error["input"], list):
+            return True
+        if isinstance(part, str) and part.startswith("list[") and isinstance(error["input"], dict):
+            return True
+    return False
+
+
+def _format_errors(path: Path, exc: ValidationError) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        if _wrong_union_branch(error):
+            continue
+        # Union members add their own path segment ("list[dict[str,any]]"); drop those.
+        loc = [str(p) for p in error["loc"] if not (isinstance(p, str) and ("[" in p or p in ("dict", "list")))]
+        key = ".".join(loc) or "(top level)"
+        problems.append(f"{path.name}: {key}: {_expected(error)}")
+    # A value that fails every member of a Union yields one line per member; keep the first.
+    return list(dict.fromkeys(problems))
+
+
+def _check_references(config: Config) -> list[str]:
+    name = config.config_path.name
+    problems = []
+    for report_name, report in config.reports.items():
+        nb = config.notebook_path(report_name)
+        if not nb.is_file():
+            problems.append(f"{name}: reports.{report_name}.notebook: file not found: {report.notebook!r} "
+                            f"(looked in {config.project_dir})")
+        for source in report.sources:
+            if source not in config.sources:
+                valid = ", ".join(sorted(config.sources)) or "none defined"
+                problems.append(f"{name}: reports.{report_name}.sources: unknown source {source!r} "
+                                f"(defined: {valid})")
+    return problems
+
+
+def load_config(project_dir: Path | str = ".", config_path: Path | str | None = None) -> Config:
+    """Read and validate ``publish.toml``; raise ConfigError listing every problem."""
+    project_dir = Path(project_dir).resolve()
+    path = Path(config_path) if config_path else project_dir / CONFIG_NAME
+    if not path.is_file():
+        raise ConfigError([f"{path}: no {CONFIG_NAME} found (pass --project DIR or create one)"])
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path.name}: not valid TOML: {exc}"]) from None
+    try:
+        config = Config.model_validate({**data, "project_dir": project_dir, "config_path": path})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc)) from None
+    problems = _check_references(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
