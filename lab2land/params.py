@@ -1,0 +1,196 @@
+"""Notebook parameters: read the ``parameters`` cell, validate and coerce values strictly.
+
+Papermill only warns about unknown parameters and missing parameters cells; lab2land treats both
+as errors so a typo in ``publish.toml`` or on the command line never publishes a wrong report.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from papermill.inspection import inspect_notebook
+
+# Parameters lab2land fills in itself when a notebook declares them.
+RUN_ID = "run_id"
+_NO_DEFAULT = object()
+
+
+class ParameterError(ValueError):
+    """Invalid parameter names or values; ``problems`` has one line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+@dataclass(frozen=True)
+class NotebookParam:
+    """One parameter declared in a notebook's ``parameters`` cell."""
+
+    name: str
+    default_source: str
+    default: Any  # the literal value, or _NO_DEFAULT when the default is an expression
+    type_name: str  # "int", "float", "str", "bool", "list", "dict" or "any"
+    help: str = ""
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.type_name} = {self.default_source}"
+
+
+_ANNOTATIONS = {"int": "int", "float": "float", "str": "str", "bool": "bool"}
+
+
+def _type_name(inferred: str, default: Any) -> str:
+    annotated = _ANNOTATIONS.get(inferred) or ("list" if inferred.lower().startswith("list") else None)
+    if annotated:
+        return annotated
+    if default is _NO_DEFAULT or default is None:
+        return "any"
+    for kind in (bool, int, float, str, list, dict):  # bool before int: bool is an int subclass
+        if isinstance(default, kind):
+            return kind.__name__
+    return "any"
+
+
+def has_parameters_cell(nb: nbformat.NotebookNode) -> bool:
+    """True when a cell is tagged ``parameters`` (papermill's convention)."""
+    return any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in nb.cells)
+
+
+def notebook_parameters(path: Path) -> dict[str, NotebookParam] | None:
+    """Parameters declared in the notebook's ``parameters`` cell; None if it has no such cell.
+
+    Reads the cell's source only (papermill's inspection); no kernel is started.
+    """
+    nb = nbformat.read(str(path), as_version=4)
+    if not has_parameters_cell(nb):
+        return None
+    found = {}
+    for name, info in inspect_notebook(str(path)).items():
+        try:
+            default = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError, TypeError):
+            default = _NO_DEFAULT
+        found[name] = NotebookParam(name, info["default"], default,
+                                    _type_name(info["inferred_type_name"], default), info.get("help", ""))
+    return found
+
+
+def _from_text(text: str, kind: str) -> Any:
+    if kind == "str":
+        return text
+    if kind == "bool":
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ValueError
+    if kind == "int":
+        return int(text.strip())
+    if kind == "float":
+        return float(text.strip())
+    if kind in ("list", "dict"):
+        value = json.loads(text)
+        if type(value).__name__ != kind:
+            raise ValueError
+        return value
+    # No typed default: a literal if it reads as one, else the text itself.
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _from_value(value: Any, kind: str) -> Any:
+    if kind == "any":
+        return value
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)  # lossless
+    if kind == "int" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if type(value).__name__ == kind:
+        return value
+    raise ValueError
+
+
+def coerce(param: NotebookParam, value: Any, *, from_text: bool) -> Any:
+    """Return ``value`` converted to the parameter's type, or raise ValueError.
+
+    Text (from the command line or a query string) is converted where that is lossless;
+    typed values (from TOML) must already match, except int → float.
+    """
+    if from_text and isinstance(value, str):
+        return _from_text(value, param.type_name)
+    return _from_value(value, param.type_name)
+
+
+def _expected(param: NotebookParam) -> str:
+    examples = {"int": "a whole number", "float": "a number", "bool": "true or false",
+                "list": "a JSON list", "dict": "a JSON object", "str": "text"}
+    return f"{param.type_name} ({examples.get(param.type_name, 'any value')}, default {param.default_source})"
+
+
+def resolve_parameters(report: str, notebook_path: Path, values: dict[str, Any], *,
+                       declared: dict[str, NotebookParam] | None = None,
+                       from_text: bool = False, origin: str = "parameters",
+                       takes_parameters: bool = True) -> dict[str, Any]:
+    """Validate ``values`` against the notebook's parameters and return them coerced.
+
+    Args:
+        report: Report name, used in messages.
+        notebook_path: The notebook whose ``parameters`` cell is the reference.
+        values: Names and values to pass.
+        declared: The notebook's parameters if already read (saves re-reading the file).
+        from_text: Values are text from a command line or query string and may be converted.
+        origin: Where the values came from, e.g. ``publish.toml: reports.kpi.parameters``.
+        takes_parameters: False when the report declares that its notebook has no parameters cell.
+
+    Raises:
+        ParameterError: listing every unknown name and every value of the wrong type.
+    """
+    if declared is None:
+        declared = notebook_parameters(notebook_path)
+    if declared is None:
+        if not takes_parameters and not values:
+            return {}
+        if takes_parameters:
+            raise ParameterError([f"{origin}: notebook {notebook_path.name} has no cell tagged 'parameters'; "
+                           f"tag one (papermill convention) or set takes_parameters = false "
+                           f"in [reports.{report}]"])
+        raise ParameterError([f"{origin}: report {report!r} takes no parameters "
+                       f"(takes_parameters = false) but got {', '.join(sorted(values))}"])
+    problems, resolved = [], {}
+    valid = ", ".join(p.describe() for p in declared.values()) or "none"
+    for name, value in values.items():
+        param = declared.get(name)
+        if param is None:
+            problems.append(f"{origin}.{name}: unknown parameter {name!r} for notebook "
+                            f"{notebook_path.name} (valid: {valid})")
+            continue
+        try:
+            resolved[name] = coerce(param, value, from_text=from_text)
+        except (ValueError, TypeError, json.JSONDecodeError):
+            problems.append(f"{origin}.{name}: expected {_expected(param)}, got {value!r}")
+    if problems:
+        raise ParameterError(problems)
+    return resolved
+
+
+def parse_assignments(items: list[str]) -> dict[str, str]:
+    """Parse ``-p name=value`` command-line items into a dict of text values."""
+    values, problems = {}, []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            problems.append(f"-p {item!r}: expected name=value")
+            continue
+        values[name.strip()] = value
+    if problems:
+        raise ParameterError(problems)
+    return values
