@@ -62,6 +62,22 @@ def has_parameters_cell(nb: nbformat.NotebookNode) -> bool:
     return any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in nb.cells)
 
 
+def _check_syntax(path: Path, nb: nbformat.NotebookNode) -> None:
+    # papermill inspects the parameters cell line by line and silently skips lines it cannot
+    # parse; a cell that is not valid Python would then fail in the kernel. Catch it up front.
+    language = nb.metadata.get("kernelspec", {}).get("language") or nb.metadata.get(
+        "language_info", {}).get("name", "python")
+    if language != "python":
+        return
+    for index, cell in enumerate(nb.cells):
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            try:
+                ast.parse(cell.source)
+            except SyntaxError as exc:
+                raise ParameterError([f"{path.name}: the parameters cell (cell {index}) is not valid Python: "
+                                      f"line {exc.lineno}: {exc.msg}: {(exc.text or '').strip()!r}"]) from None
+
+
 def notebook_parameters(path: Path) -> dict[str, NotebookParam] | None:
     """Parameters declared in the notebook's ``parameters`` cell; None if it has no such cell.
 
@@ -70,6 +86,7 @@ def notebook_parameters(path: Path) -> dict[str, NotebookParam] | None:
     nb = nbformat.read(str(path), as_version=4)
     if not has_parameters_cell(nb):
         return None
+    _check_syntax(path, nb)
     found = {}
     for name, info in inspect_notebook(str(path)).items():
         try:
