@@ -1,0 +1,342 @@
+"""Execute one run (a notebook with one parameter set) with papermill, isolated and time-limited.
+
+Each run executes in a child process of its own, so that a whole-run wall-clock limit can kill
+it (kernel included) and so that nothing a notebook does can take the publisher down. Papermill
+lets several failures through unmarked (timeouts and kernel death escape as raw exceptions;
+``sys.exit(0)`` mid-notebook counts as success); :func:`classify` turns each into a
+:class:`RunError` with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import nbformat
+import psutil
+
+START_RETRIES = 3  # kernel start-up races on small machines; cell failures are never retried
+
+
+@dataclass
+class RunJob:
+    """Everything a worker needs to execute one run; plain data so it pickles and serializes."""
+
+    report: str
+    variant: str
+    version_id: str
+    notebook: str  # absolute path
+    cwd: str
+    parameters: dict[str, Any]
+    kernel: Optional[str] = None
+    cell_timeout: Optional[int] = 600
+    run_timeout: int = 1800
+
+
+@dataclass
+class RunError:
+    """Why a run failed. ``kind`` is one of KINDS' keys."""
+
+    kind: str
+    summary: str
+    cell_index: Optional[int] = None
+    ename: str = ""
+    evalue: str = ""
+
+
+KINDS = {
+    "cell_error": "a cell raised an exception",
+    "cell_timeout": "a cell ran longer than the report's timeout",
+    "run_timeout": "the run took longer than the report's run_timeout",
+    "kernel_died": "the kernel died",
+    "no_kernel": "the kernel is not installed",
+    "early_exit": "the notebook stopped before its last cell",
+    "internal": "lab2land failed to run the notebook",
+}
+
+
+@dataclass
+class RunResult:
+    """The outcome of one run: status, timings, the executed notebook and, on failure, the error."""
+
+    job: RunJob
+    status: str  # "ok" or "failed"
+    started: str
+    finished: str
+    duration_s: float
+    notebook_json: Optional[str] = None  # the executed (possibly partial) notebook
+    error: Optional[RunError] = None
+    log_tail: str = ""
+    attempts: int = 1
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _error_cell(nb: nbformat.NotebookNode) -> tuple[Optional[int], str, str]:
+    """Index, exception name and value of the first cell that raised, if any."""
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return index, output.get("ename", ""), output.get("evalue", "")
+    return None, "", ""
+
+
+def _cell_status(cell) -> Optional[str]:
+    return cell.get("metadata", {}).get("papermill", {}).get("status")
+
+
+def check_complete(nb: nbformat.NotebookNode) -> Optional[RunError]:
+    """Catch what papermill reports as success but is not: a cell that raised ``SystemExit``
+    (``sys.exit(0)`` mid-notebook) or code cells that never ran."""
+    index, ename, evalue = _error_cell(nb)
+    if ename == "SystemExit":
+        return RunError("early_exit", f"{where(nb, index)} called sys.exit({evalue}); the cells after it never ran",
+                        index, ename, evalue)
+    code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    pending = [i for i, c in code if _cell_status(c) in ("pending", "running")]
+    if pending:
+        return RunError("early_exit", f"the notebook stopped early: {len(pending)} cells never ran, from "
+                                      f"{where(nb, pending[0])}", pending[0])
+    return None
+
+
+def _running_cell(nb: Optional[nbformat.NotebookNode]) -> Optional[int]:
+    """The cell that was running when the run stopped: marked running, else the last one started
+    (papermill marks a timed-out cell "completed")."""
+    if nb is None:
+        return None
+    started = None
+    for index, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("papermill", {})
+        if meta.get("status") == "running":
+            return index
+        if meta.get("start_time"):
+            started = index
+    return started
+
+
+def where(nb: Optional[nbformat.NotebookNode], index: Optional[int]) -> str:
+    """Name a cell so a person can find it: its index and first line of code."""
+    if index is None:
+        return "before any cell ran"
+    if nb is None or index >= len(nb.cells):
+        return f"cell {index}"
+    first = next((line.strip() for line in nb.cells[index].source.splitlines() if line.strip()), "")
+    return f"cell {index} ({first[:60]!r})" if first else f"cell {index}"
+
+
+def classify(exc: BaseException, nb: Optional[nbformat.NotebookNode], job: RunJob) -> RunError:
+    """Turn an exception from papermill/nbclient into a RunError naming the cell and the cause."""
+    from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        index, ename, evalue = _error_cell(nb) if nb is not None else (None, exc.ename, exc.evalue)
+        return RunError("cell_error", f"{where(nb, index)} raised {exc.ename}: {exc.evalue}".strip(),
+                        index, exc.ename, exc.evalue)
+    if isinstance(exc, NoSuchKernel):
+        return RunError("no_kernel", f"no kernel named {exc.name!r} is installed; set `kernel = \"python3\"` "
+                                     f"in [reports.{job.report}] or install that kernel")
+    if isinstance(exc, CellTimeoutError):
+        index = _running_cell(nb)
+        return RunError("cell_timeout", f"{where(nb, index)} ran longer than {job.cell_timeout} s (the "
+                                        f"report's `timeout`)", index, "CellTimeoutError", str(exc).splitlines()[0])
+    if isinstance(exc, DeadKernelError):
+        index = _running_cell(nb)
+        return RunError("kernel_died", f"the kernel died while running {where(nb, index)} "
+                                       f"(out of memory, or the process was killed)", index, "DeadKernelError")
+    return RunError("internal", f"{type(exc).__name__}: {exc}", _running_cell(nb), type(exc).__name__, str(exc))
+
+
+def _is_start_failure(exc: BaseException, nb: Optional[nbformat.NotebookNode]) -> bool:
+    # Only kernel start-up is retried: no cell may have run yet.
+    started = nb is not None and any(_cell_status(c) not in (None, "pending") for c in nb.cells)
+    return isinstance(exc, (RuntimeError, TimeoutError)) and not started
+
+
+def _read_nb(path: Path) -> Optional[nbformat.NotebookNode]:
+    """The executed notebook without papermill's error banners (our pages show their own)."""
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception:  # absent or half-written: papermill was killed mid-write
+        return None
+    nb.cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.get("metadata", {}).get("tags", [])]
+    return nb
+
+
+def execute(job: RunJob, output: Path) -> RunResult:
+    """Run ``job`` with papermill in this process, writing the executed notebook to ``output``."""
+    import papermill
+
+    started, clock = _now(), time.monotonic()
+    error, attempts = None, 0
+    for attempts in range(1, START_RETRIES + 1):
+        try:
+            papermill.execute_notebook(
+                job.notebook, str(output), parameters=job.parameters, kernel_name=job.kernel,
+                cwd=job.cwd, execution_timeout=job.cell_timeout, progress_bar=False, log_output=False)
+            error = None
+        except Exception as exc:  # classified below; nothing escapes a run unexplained
+            nb = _read_nb(output)
+            if attempts < START_RETRIES and _is_start_failure(exc, nb):
+                time.sleep(2 ** (attempts - 1))
+                continue
+            error = classify(exc, nb, job)
+        break
+    nb = _read_nb(output)
+    if error is None and nb is not None:
+        error = check_complete(nb)
+    return RunResult(job, "failed" if error else "ok", started, _now(), round(time.monotonic() - clock, 3),
+                     nbformat.writes(nb) if nb is not None else None, error, attempts=attempts)
+
+
+# --- isolation: one child process per run -------------------------------------------------------
+
+def _child(job: RunJob, workdir: str) -> None:
+    """Entry point of the child process: run, then leave the result as JSON in ``workdir``."""
+    log = open(os.path.join(workdir, "log.txt"), "ab", buffering=0)
+    # The kernel inherits these descriptors: its warnings land in the run's log, not the terminal.
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    try:
+        result = execute(job, Path(workdir) / "executed.ipynb")
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent as an internal error
+        result = RunResult(job, "failed", _now(), _now(), 0.0, error=RunError("internal", repr(exc)))
+    payload = asdict(result)
+    tmp = os.path.join(workdir, "result.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh)
+    os.replace(tmp, os.path.join(workdir, "result.json"))
+
+
+def _kill_tree(pid: int) -> None:
+    try:
+        parent = psutil.Process(pid)
+        procs = parent.children(recursive=True) + [parent]
+    except psutil.NoSuchProcess:
+        return
+    for proc in procs:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(procs, timeout=5)
+
+
+def _load_result(job: RunJob, workdir: Path) -> Optional[RunResult]:
+    path = workdir / "result.json"
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["job"] = RunJob(**data["job"])
+    data["error"] = RunError(**data["error"]) if data["error"] else None
+    return RunResult(**data)
+
+
+def _log_tail(workdir: Path, lines: int = 20) -> str:
+    log = workdir / "log.txt"
+    if not log.is_file():
+        return ""
+    text = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    return "\n".join(line for line in text[-lines:] if "running over TCP without encryption" not in line)
+
+
+_FORKSERVER = None
+
+
+def _context():
+    # A forkserver forks each run from a clean single-threaded process that has papermill
+    # imported already: ~1 s faster per run than spawning, and safe in our threaded parent.
+    global _FORKSERVER
+    if _FORKSERVER is None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["lab2land.execute", "papermill", "nbclient", "nbformat"])
+        _FORKSERVER = ctx
+    return _FORKSERVER
+
+
+def _start_child(job: RunJob, workdir: Path, mode: str):
+    if mode == "subprocess":  # for hosts (e.g. daemonic Dask workers) that may not fork children
+        job_path = workdir / "job.json"
+        job_path.write_text(json.dumps(asdict(job)), encoding="utf-8")
+        return subprocess.Popen([sys.executable, "-m", "lab2land.execute", str(job_path), str(workdir)],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _context().Process(target=_child, args=(job, str(workdir)), name=f"lab2land-{job.version_id}")
+    proc.start()
+    return proc
+
+
+def _alive(proc) -> bool:
+    return proc.poll() is None if isinstance(proc, subprocess.Popen) else proc.is_alive()
+
+
+def _wait(proc, timeout: float) -> bool:
+    """Wait for the child; True if it finished in time."""
+    if isinstance(proc, subprocess.Popen):
+        try:
+            proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    proc.join(timeout)
+    return not proc.is_alive()
+
+
+def run_isolated(job: RunJob, *, mode: str = "fork") -> RunResult:
+    """Execute ``job`` in a child process, killing it (and its kernel) after ``job.run_timeout``.
+
+    Args:
+        job: The run.
+        mode: ``"fork"`` (forkserver child, fast) or ``"subprocess"`` (a new interpreter).
+    """
+    started, clock = _now(), time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="lab2land-run-") as tmp:
+        workdir = Path(tmp)
+        proc = _start_child(job, workdir, mode)
+        try:
+            finished_in_time = _wait(proc, job.run_timeout)
+        finally:
+            if _alive(proc):  # timed out, or we are being interrupted (Ctrl-C)
+                _kill_tree(proc.pid)
+        result = _load_result(job, workdir) if finished_in_time else None
+        if result is None:
+            nb = _read_nb(workdir / "executed.ipynb")
+            index = _running_cell(nb)
+            if finished_in_time:
+                error = RunError("kernel_died", "the run's process exited without a result "
+                                                "(killed, or out of memory)", index)
+            else:
+                error = RunError("run_timeout", f"the run took longer than {job.run_timeout} s (the report's "
+                                                f"`run_timeout`); stopped while running {where(nb, index)}", index)
+            result = RunResult(job, "failed", started, _now(), round(time.monotonic() - clock, 3),
+                               nbformat.writes(nb) if nb is not None else None, error)
+        if not result.ok:
+            result.log_tail = _log_tail(workdir)
+        return result
+
+
+def main(argv: list[str]) -> None:
+    """``python -m lab2land.execute JOB_JSON WORKDIR``: the subprocess isolation mode."""
+    job = RunJob(**json.loads(Path(argv[0]).read_text(encoding="utf-8")))
+    _child(job, argv[1])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
