@@ -1,0 +1,124 @@
+"""Plan a build: reports × parameter sets = runs, validated before any kernel starts.
+
+Every problem (unknown report, unknown parameter, wrong type, missing kernel, invalid parameters
+cell) is collected and raised together as one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import nbformat
+
+from .config import Config, ConfigError, ReportConfig
+from .params import RUN_ID, NotebookParam, ParameterError, notebook_parameters, resolve_parameters
+from .store import slug
+
+
+@dataclass
+class Run:
+    """One planned execution: a report with one parameter set."""
+
+    report: str
+    variant: str  # URL-safe key of the parameter set, unique within the report
+    label: str  # what a reader sees, e.g. "region=north"
+    parameters: dict[str, Any]  # validated values passed to the notebook
+    notebook: Path
+    kernel: str
+    declared: dict[str, NotebookParam] = field(default_factory=dict)
+    multi: bool = False  # the report has several parameter sets
+
+    @property
+    def name(self) -> str:
+        return f"{self.report}[{self.variant}]" if self.multi else self.report
+
+
+def variant_names(sets: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(key, label) per parameter set, named by the values that differ between the sets."""
+    if len(sets) == 1:
+        return [("default", "")]
+    varying = [k for k in dict.fromkeys(k for s in sets for k in s) if len({repr(s.get(k)) for s in sets}) > 1]
+    names, seen = [], set()
+    for index, values in enumerate(sets):
+        label = ", ".join(f"{k}={values[k]}" for k in varying if k in values) or f"set {index + 1}"
+        key = slug("-".join(str(values[k]) for k in varying if k in values) or f"set-{index + 1}")
+        if key in seen or key in ("latest", "default"):
+            key = f"{key}-{index + 1}"
+        seen.add(key)
+        names.append((key, label))
+    return names
+
+
+def _installed_kernels() -> dict[str, str]:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return KernelSpecManager().find_kernel_specs()
+
+
+def _kernel(name: str, report: ReportConfig, path: Path, installed: dict[str, str], problems: list[str]) -> str:
+    if report.kernel:
+        kernel, where = report.kernel, f"reports.{name}.kernel"
+    else:
+        nb = nbformat.read(str(path), as_version=4)
+        kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
+        where = f"reports.{name}: kernel {kernel!r} named in {report.notebook}'s metadata"
+    if kernel not in installed:
+        problems.append(f"{where}: kernel {kernel!r} is not installed (installed: {', '.join(sorted(installed))}); "
+                        f"set `kernel = \"python3\"` in [reports.{name}] or install it")
+    return kernel
+
+
+def plan_runs(config: Config, selected: Optional[list[str]] = None,
+              overrides: Optional[dict[str, str]] = None) -> list[Run]:
+    """The runs of a build, in config order.
+
+    Args:
+        config: The loaded project config.
+        selected: Report names to build (default: all).
+        overrides: ``-p name=value`` text values applied to every parameter set of every selected
+            report, coerced to the notebook's types.
+
+    Raises:
+        ConfigError: every problem found, before anything runs.
+    """
+    cfg_name = config.config_path.name
+    names = list(selected or config.reports)
+    problems = [f"unknown report {n!r} (valid: {', '.join(config.reports) or 'none defined'})"
+                for n in names if n not in config.reports]
+    if not config.reports:
+        problems.append(f"{cfg_name}: no [reports.<name>] tables: nothing to publish")
+    installed = _installed_kernels()
+    runs: list[Run] = []
+    for name in (n for n in names if n in config.reports):
+        report, path = config.reports[name], config.notebook_path(name)
+        try:
+            declared = notebook_parameters(path)
+        except (ParameterError, nbformat.ValidationError, ValueError) as exc:
+            problems.extend(getattr(exc, "problems", [f"{report.notebook}: not a readable notebook: {exc}"]))
+            continue
+        kernel = _kernel(name, report, path, installed, problems)
+        sets = report.parameter_sets()
+        for index, ((key, label), values) in enumerate(zip(variant_names(sets), sets)):
+            suffix = f"[{index}]" if isinstance(report.parameters, list) else ""
+            try:
+                resolved = resolve_parameters(
+                    name, path, values, declared=declared, takes_parameters=report.takes_parameters,
+                    origin=f"{cfg_name}: reports.{name}.parameters{suffix}")
+                if overrides:
+                    resolved.update(resolve_parameters(name, path, overrides, declared=declared, from_text=True,
+                                                       takes_parameters=report.takes_parameters,
+                                                       origin=f"-p (report {name})"))
+            except ParameterError as exc:
+                problems.extend(exc.problems)
+                continue
+            runs.append(Run(name, key, label, resolved, path, kernel, declared or {}, multi=len(sets) > 1))
+    if problems:
+        raise ConfigError(list(dict.fromkeys(problems)))
+    return runs
+
+
+def injected(run: Run, version_id: str) -> dict[str, Any]:
+    """Parameters lab2land fills in itself, for notebooks that declare them."""
+    return {RUN_ID: version_id} if RUN_ID in run.declared and RUN_ID not in run.parameters else {}

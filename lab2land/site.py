@@ -1,0 +1,146 @@
+"""The site around the versions: index, per-report history, ``latest`` pages, ``versions.js`` and
+``catalog.json``.
+
+Everything here is derived from the manifests on disk, so it can always be rebuilt and can never
+disagree with what is published. Every file is replaced atomically; the catalog and the index are
+written last, so they only ever name versions that are already in place.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from . import __version__
+from .config import Config
+from .render import render_site_page
+from .store import Store, latest_by_variant, write_atomic
+
+CATALOG_SCHEMA = 1
+
+
+def dashboard_path(report: str) -> str:
+    """Where ``publish.py serve`` mounts a report's live dashboard, relative to the site root."""
+    return f"dashboards/{report}/"
+
+
+def _variant_entries(config: Config, name: str, versions: list[dict], variants: list[tuple[str, str, dict]],
+                     prefix: str) -> list[dict]:
+    latest = latest_by_variant(versions)
+    entries = []
+    for key, label, parameters in variants:
+        good = latest.get(key)
+        newest = next((m for m in versions if m.get("variant") == key), None)
+        failure = newest if newest and newest.get("status") != "ok" else None
+        entries.append({
+            "key": key, "label": label, "parameters": parameters,
+            "latest_url": f"{prefix}latest/{key}.html" if good else None,
+            "latest": _version_entry(good, prefix) if good else None,
+            "last_failure": _version_entry(failure, prefix) if failure else None,
+        })
+    return entries
+
+
+def _version_entry(manifest: dict, prefix: str, latest_ids: frozenset = frozenset()) -> dict:
+    error = manifest.get("error") or {}
+    return {
+        "id": manifest["version_id"], "variant": manifest.get("variant", ""),
+        "label": manifest.get("variant_label", ""), "status": manifest.get("status"),
+        "parameters": manifest.get("parameters", {}), "created": manifest.get("created"),
+        "duration_s": manifest.get("duration_s"), "url": f"{prefix}{manifest['path']}/index.html",
+        "notebook_url": f"{prefix}{manifest['path']}/{manifest.get('executed_notebook', '')}",
+        "summary": error.get("summary", ""), "is_latest": manifest["version_id"] in latest_ids,
+    }
+
+
+def _redirect_page(target: str, title: str) -> str:
+    # A meta refresh works on every static host and on file://, where symlinks may not.
+    t, u = html.escape(title), html.escape(target, quote=True)
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{t}</title>'
+            f'<meta http-equiv="refresh" content="0; url={u}"><link rel="canonical" href="{u}"></head>'
+            f'<body><p><a href="{u}">{t}: open the latest version</a></p></body></html>')
+
+
+class SiteWriter:
+    """Writes the site pages of a config from the versions in its store."""
+
+    def __init__(self, config: Config, variants: dict[str, list[tuple[str, str, dict]]],
+                 template_dirs: Optional[list[Path]] = None):
+        """``variants`` maps each report to its (key, label, parameters) triples, in config order."""
+        self.config = config
+        self.store = Store(config.output_dir)
+        self.variants = variants
+        self.template_dirs = template_dirs
+        self.generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    def _site(self) -> dict:
+        return {"title": self.config.site.title, "description": self.config.site.description}
+
+    def write(self) -> dict:
+        """Write every page and the catalog; return the catalog."""
+        catalog = {"schema": CATALOG_SCHEMA, "generator": f"lab2land {__version__}", "generated": self.generated,
+                   "site": self._site(), "reports": {}}
+        index_reports = []
+        for name, report in self.config.reports.items():
+            versions = self.store.versions(name)
+            self._write_report(name, versions)
+            catalog["reports"][name] = self._catalog_entry(name, versions)
+            index_reports.append({
+                "name": name, "title": report.title, "description": report.description, "tags": report.tags,
+                "url": f"{name}/index.html",
+                "dashboard_url": dashboard_path(name) if report.dashboard else None,
+                "variants": _variant_entries(self.config, name, versions, self.variants[name], f"{name}/"),
+            })
+        out = self.config.output_dir
+        write_atomic(out / "catalog.json", json.dumps(catalog, indent=2, sort_keys=True, default=str))
+        write_atomic(out / "index.html", render_site_page("index.html.j2", {
+            "site": self._site(), "generated": self.generated, "assets": "assets/", "reports": index_reports,
+        }, template_dirs=self.template_dirs))
+        return catalog
+
+    def _write_report(self, name: str, versions: list[dict]) -> None:
+        report, folder = self.config.reports[name], self.store.report_dir(name)
+        latest = latest_by_variant(versions)
+        latest_ids = frozenset(m["version_id"] for m in latest.values())
+        for key, manifest in latest.items():
+            write_atomic(folder / "latest" / f"{key}.html",
+                         _redirect_page(f"../{manifest['path']}/index.html", report.title))
+        first = next((latest[k] for k, _, _ in self.variants[name] if k in latest), None)
+        if first:
+            write_atomic(folder / "latest" / "index.html", _redirect_page(f"../{first['path']}/index.html",
+                                                                           report.title))
+        nav = {"report": name, "latest": {k: m["version_id"] for k, m in latest.items()},
+               "versions": [{"id": m["version_id"], "variant": m.get("variant", ""), "status": m.get("status"),
+                             "created": m.get("created"), "url": f"{m['path']}/index.html"} for m in versions]}
+        # A script, not JSON: pages opened from file:// may load scripts but not fetch() files.
+        write_atomic(folder / "versions.js", "window.lab2landVersions = " + json.dumps(nav, sort_keys=True) + ";\n")
+        write_atomic(folder / "index.html", render_site_page("history.html.j2", {
+            "site": self._site(), "generated": self.generated, "assets": "../assets/", "site_url": "../index.html",
+            "report": {"name": name, "title": report.title, "description": report.description, "tags": report.tags,
+                       "dashboard_url": f"../{dashboard_path(name)}" if report.dashboard else None},
+            "variants": _variant_entries(self.config, name, versions, self.variants[name], ""),
+            "versions": [_version_entry(m, "", latest_ids) for m in versions],
+        }, template_dirs=self.template_dirs))
+
+    def _catalog_entry(self, name: str, versions: list[dict]) -> dict:
+        report = self.config.reports[name]
+        latest = latest_by_variant(versions)
+        return {
+            "title": report.title, "description": report.description, "tags": report.tags,
+            "notebook": report.notebook, "history": f"{name}/index.html",
+            "dashboard": dashboard_path(name) if report.dashboard else None,
+            "variants": {key: {"label": label, "parameters": params,
+                               "latest": latest[key]["version_id"] if key in latest else None,
+                               "latest_url": f"{name}/latest/{key}.html" if key in latest else None}
+                         for key, label, params in self.variants[name]},
+            "versions": [{
+                "id": m["version_id"], "variant": m.get("variant"), "status": m.get("status"),
+                "parameters": m.get("parameters", {}), "created": m.get("created"), "finished": m.get("finished"),
+                "duration_s": m.get("duration_s"), "path": f"{name}/{m['path']}/index.html",
+                "notebook": f"{name}/{m['path']}/{m.get('executed_notebook', '')}",
+                "error": (m.get("error") or {}).get("summary"),
+            } for m in versions],
+        }

@@ -1,0 +1,163 @@
+"""Versions on disk: ``<site>/<report>/<version>/`` with ``index.html``, the executed notebook and
+``manifest.json``.
+
+A version is written to a staging folder on the same filesystem and renamed into place
+(``os.replace``), so a reader never sees half a version and a killed publish leaves nothing
+behind but staging, which the next build removes. A published version is never modified.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Optional
+
+from filelock import FileLock, Timeout
+
+MANIFEST = "manifest.json"
+STAGING = ".staging"
+LOCK = ".publish.lock"
+MANIFEST_SCHEMA = 1
+_VERSION_RE = re.compile(r"^\d{8}T\d{6}Z(-[a-z0-9][a-z0-9-]*)?$")
+
+
+class PublishLocked(RuntimeError):
+    """Another publish holds the site's lock."""
+
+
+def write_atomic(path: Path, data: str | bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old or the new file, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    mode = "wb" if isinstance(data, bytes) else "w"
+    with open(tmp, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def slug(text: str) -> str:
+    """A URL-friendly lower-case form of ``text`` (``"North America"`` → ``"north-america"``)."""
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
+
+
+def version_stamp(when: datetime) -> str:
+    """The time part of a version id: sorts by time and reads well in a URL."""
+    return when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+class Store:
+    """The published versions under one site folder."""
+
+    def __init__(self, site_dir: Path):
+        self.site_dir = Path(site_dir)
+
+    # --- locking and staging ---------------------------------------------------------------
+
+    @contextmanager
+    def lock(self, wait_s: float = 600) -> Iterator[None]:
+        """Serialize publishes of one site (cron and a person may start one at the same time)."""
+        self.site_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.site_dir / LOCK))
+        try:
+            lock.acquire(timeout=wait_s)
+        except Timeout:
+            raise PublishLocked(f"{self.site_dir}: another publish has held {LOCK} for over {wait_s:.0f} s") from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def clean_staging(self) -> None:
+        """Remove what a killed publish left in staging (never a published version)."""
+        shutil.rmtree(self.site_dir / STAGING, ignore_errors=True)
+
+    def new_staging(self) -> Path:
+        path = self.site_dir / STAGING / uuid.uuid4().hex
+        path.mkdir(parents=True)
+        return path
+
+    # --- versions --------------------------------------------------------------------------
+
+    def report_dir(self, report: str) -> Path:
+        return self.site_dir / report
+
+    def allocate_id(self, report: str, stamp: str, variant: Optional[str]) -> str:
+        """A version id not yet used by ``report``: ``<stamp>[-<variant>][-<n>]``."""
+        base = f"{stamp}-{variant}" if variant else stamp
+        candidate, n = base, 2
+        while (self.report_dir(report) / candidate).exists():
+            candidate, n = f"{base}-{n}", n + 1
+        return candidate
+
+    def commit_version(self, report: str, version_id: str, files: dict[str, str | bytes], manifest: dict) -> Path:
+        """Publish one version atomically. ``files`` maps file names to contents."""
+        staging = self.new_staging()
+        for name, content in files.items():
+            target = staging / name
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                target.write_text(content, encoding="utf-8")
+        (staging / MANIFEST).write_text(json.dumps({"schema": MANIFEST_SCHEMA, **manifest}, indent=2,
+                                                   sort_keys=True, default=str), encoding="utf-8")
+        final = self.report_dir(report) / version_id
+        final.parent.mkdir(parents=True, exist_ok=True)
+        if final.exists():
+            raise FileExistsError(f"{final}: version already published; versions are never replaced")
+        os.replace(staging, final)  # atomic on one filesystem; staging lives inside the site
+        return final
+
+    def versions(self, report: str) -> list[dict]:
+        """Manifests of a report's published versions, newest first. Unreadable ones are skipped."""
+        found = []
+        folder = self.report_dir(report)
+        if not folder.is_dir():
+            return found
+        for child in folder.iterdir():
+            if not _VERSION_RE.match(child.name):
+                continue
+            try:
+                manifest = json.loads((child / MANIFEST).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            manifest["path"] = child.name
+            found.append(manifest)
+        found.sort(key=lambda m: (m.get("created", ""), m["path"]), reverse=True)
+        return found
+
+    def prune(self, report: str, keep: int) -> list[str]:
+        """Delete all but the newest ``keep`` versions of each variant; the latest good one stays.
+
+        Returns the ids removed. Each is moved into staging first, so it disappears atomically.
+        """
+        removed = []
+        by_variant: dict[str, list[dict]] = {}
+        for manifest in self.versions(report):
+            by_variant.setdefault(manifest.get("variant", ""), []).append(manifest)
+        for versions in by_variant.values():
+            good = next((m for m in versions if m.get("status") == "ok"), None)
+            for manifest in versions[keep:]:
+                if manifest is good:
+                    continue
+                trash = self.new_staging()
+                os.replace(self.report_dir(report) / manifest["path"], trash / "old")
+                shutil.rmtree(trash, ignore_errors=True)
+                removed.append(manifest["path"])
+        return removed
+
+
+def latest_by_variant(versions: list[dict]) -> dict[str, dict]:
+    """For each variant, the newest good version (failed versions never become latest)."""
+    latest: dict[str, dict] = {}
+    for manifest in versions:  # newest first
+        if manifest.get("status") == "ok":
+            latest.setdefault(manifest.get("variant", ""), manifest)
+    return latest
