@@ -1,0 +1,235 @@
+"""Shared, offline assets of a published site: written once under ``reports/assets/``.
+
+Every page references these by relative URL, so the site works from any static host and
+from ``file://`` with no network: plotly.js (shipped by the plotly package), the Jupyter
+widget manager bundle (fetched from the npm registry once, at setup, by
+:func:`fetch_vendor_assets`), the notebook CSS (from nbconvert's ``lab`` template) and
+lab2land's own CSS and JS (``templates/site/static/``).
+
+Run ``python -m lab2land.assets fetch`` once (``make setup`` does) before publishing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import plotly
+
+import lab2land
+
+TEMPLATES_DIR = Path(lab2land.__file__).resolve().parent.parent / "templates"
+VENDOR_DIR = Path(lab2land.__file__).resolve().parent / "static" / "vendor"
+
+# The non-AMD widget manager: dist/embed.js renders every widget-view data block from the
+# widget-state block on window load, with no require.js. Pinned with its registry integrity
+# so a re-published tarball cannot slip in unnoticed.
+HTML_MANAGER = {
+    "name": "@jupyter-widgets/html-manager",
+    "version": "1.0.15",
+    "integrity": "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
+}
+# Of the tarball, what embed.js needs at run time: itself and the Font Awesome fonts its
+# CSS loads relative to the script (woff2/woff/ttf; the eot and svg fonts only serve old
+# browsers). The source map and AMD bundles are left out.
+_WIDGET_FILE_SUFFIXES = (".woff2", ".woff", ".ttf")
+_WIDGET_FILES = ("embed.js", "embed.js.LICENSE.txt")
+
+
+class AssetError(RuntimeError):
+    """A shared asset is missing or could not be fetched; the message says how to fix it."""
+
+
+def install_assets(site_dir: Path) -> Path:
+    """Write the shared assets once under ``site_dir/'assets'``.
+
+    Idempotent: a file whose content is unchanged is not rewritten; changed files are
+    written to a temporary file and moved into place with ``os.replace``, so a reader never
+    sees a half-written asset.
+
+    Args:
+        site_dir: The site's root (the ``reports/`` directory).
+
+    Returns:
+        The assets directory.
+
+    Raises:
+        AssetError: The widget manager bundle has not been fetched yet.
+    """
+    assets = Path(site_dir) / "assets"
+    for rel, data in _asset_files():
+        _write_if_changed(assets / rel, data)
+    return assets
+
+
+def fetch_vendor_assets() -> None:
+    """Download third-party JS needed offline from the npm registry into lab2land/static/vendor/.
+
+    Uses ``npm pack`` (the registry's ordinary client) for the pinned
+    ``@jupyter-widgets/html-manager`` and checks its integrity. Does nothing when the pinned
+    version is already there. Called once at setup (``python -m lab2land.assets fetch``).
+
+    Raises:
+        AssetError: npm is missing, ``npm pack`` failed, or the tarball is not the pinned one.
+    """
+    target = VENDOR_DIR / "html-manager"
+    if _vendor_manifest().get(HTML_MANAGER["name"]) == HTML_MANAGER and _widget_files_present(target):
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise AssetError("npm is not installed, and it is needed once to fetch the Jupyter widget "
+                         "manager: install it (Debian: `apt-get install npm`) and run "
+                         "`python -m lab2land.assets fetch`")
+    VENDOR_DIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=VENDOR_DIR) as tmp:
+        tarball = _npm_pack(npm, Path(tmp))
+        staged = Path(tmp) / "html-manager"
+        _extract_widget_files(tarball, staged)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staged, target)
+    manifest = _vendor_manifest()
+    manifest[HTML_MANAGER["name"]] = HTML_MANAGER
+    _write_if_changed(VENDOR_DIR / "manifest.json", json.dumps(manifest, indent=2).encode() + b"\n")
+
+
+# --- internals ---------------------------------------------------------------------------
+
+def _asset_files() -> list[tuple[str, bytes]]:
+    """(path under assets/, content) of every shared asset."""
+    files = [("plotly.min.js", _plotly_js()), ("notebook.css", _notebook_css())]
+    static = TEMPLATES_DIR / "site" / "static"
+    files += [(p.relative_to(static).as_posix(), p.read_bytes())
+              for p in sorted(static.rglob("*")) if p.is_file()]
+    widgets = VENDOR_DIR / "html-manager"
+    if not _widget_files_present(widgets):
+        raise AssetError(f"the Jupyter widget manager is missing from {widgets}: run "
+                         "`python -m lab2land.assets fetch` (part of `make setup`) once")
+    files += [(f"widgets/{p.name}", p.read_bytes()) for p in sorted(widgets.iterdir()) if p.is_file()]
+    return files
+
+
+def _plotly_js() -> bytes:
+    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if not path.is_file():
+        raise AssetError(f"plotly {plotly.__version__} does not ship {path}: reinstall plotly")
+    return path.read_bytes()
+
+
+def _notebook_css() -> bytes:
+    """nbconvert's ``lab`` CSS and light theme plus the code highlighting styles, as one
+    shared file (inlined, as nbconvert does, it would add ~270 KB to every page)."""
+    from nbconvert.exporters.templateexporter import TemplateExporter
+    from pygments.formatters import HtmlFormatter
+
+    parts = []
+    for name in ("index.css", "theme-light.css"):
+        path = _find_lab_static(TemplateExporter, name)
+        parts.append(f"/* nbconvert lab/static/{name} */\n" + path.read_text(encoding="utf-8"))
+    try:
+        from jupyterlab_pygments import JupyterStyle as style
+    except ImportError:  # optional: pygments' default style reads fine too
+        style = "default"
+    parts.append("/* code highlighting */\n" + HtmlFormatter(style=style).get_style_defs(".highlight"))
+    return "\n".join(parts).encode("utf-8")
+
+
+def _find_lab_static(exporter_cls, name: str) -> Path:
+    for root in exporter_cls().get_prefix_root_dirs():
+        path = Path(root) / "nbconvert" / "templates" / "lab" / "static" / name
+        if path.is_file():
+            return path
+    raise AssetError(f"nbconvert's lab template file static/{name} was not found: reinstall nbconvert")
+
+
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    """Write ``data`` atomically unless ``path`` already holds it; True if written."""
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a static host must be able to read it
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _vendor_manifest() -> dict:
+    path = VENDOR_DIR / "manifest.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _widget_files_present(directory: Path) -> bool:
+    return (directory / "embed.js").is_file() and any(
+        p.suffix in _WIDGET_FILE_SUFFIXES for p in directory.glob("*"))
+
+
+def _npm_pack(npm: str, workdir: Path) -> Path:
+    spec = f"{HTML_MANAGER['name']}@{HTML_MANAGER['version']}"
+    proc = subprocess.run([npm, "pack", "--json", spec], cwd=workdir, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        raise AssetError(f"`npm pack {spec}` failed (exit {proc.returncode}); is the npm registry "
+                         f"reachable?\n{proc.stderr.strip()}")
+    try:
+        info = json.loads(proc.stdout)[0]
+    except (ValueError, IndexError, KeyError) as exc:
+        raise AssetError(f"`npm pack --json {spec}` printed no package info: {proc.stdout[:500]!r}") from exc
+    if info.get("integrity") != HTML_MANAGER["integrity"]:
+        raise AssetError(f"{spec} from the registry has integrity {info.get('integrity')!r}, "
+                         f"expected {HTML_MANAGER['integrity']!r}: refusing to use it")
+    tarball = workdir / info["filename"]
+    expected = HTML_MANAGER["integrity"].split("-", 1)[1]
+    actual = base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode()
+    if actual != expected:
+        raise AssetError(f"{tarball.name} does not match its registry integrity: refusing to use it")
+    return tarball
+
+
+def _extract_widget_files(tarball: Path, dest: Path) -> None:
+    dest.mkdir(parents=True)
+    with tarfile.open(tarball, "r:gz") as tar:
+        for member in tar.getmembers():
+            name = Path(member.name)
+            if not member.isfile() or name.parent.as_posix() != "package/dist":
+                continue
+            if name.name in _WIDGET_FILES or name.suffix in _WIDGET_FILE_SUFFIXES:
+                with tar.extractfile(member) as src:
+                    (dest / name.name).write_bytes(src.read())
+    if not (dest / "embed.js").is_file():
+        raise AssetError(f"{tarball.name} has no package/dist/embed.js: the pinned version changed layout")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lab2land.assets fetch``: fetch vendor assets (used by ``make setup``)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["fetch"]:
+        print("usage: python -m lab2land.assets fetch", file=sys.stderr)
+        return 2
+    try:
+        fetch_vendor_assets()
+    except AssetError as exc:
+        print(f"lab2land: {exc}", file=sys.stderr)
+        return 1
+    print(f"lab2land: vendor assets ready in {VENDOR_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

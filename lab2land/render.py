@@ -1,0 +1,369 @@
+"""Render stage: executed notebooks to version pages, and the site's index/history pages.
+
+Version pages come from an in-process nbconvert ``HTMLExporter`` subclass using our
+``templates/report`` (which extends nbconvert's ``lab``); site pages from a plain autoescaping
+Jinja environment over ``templates/site``. Every page references the shared assets that
+:func:`lab2land.assets.install_assets` writes once under ``reports/assets/``; none loads
+anything from the network.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from pathlib import Path
+
+import jinja2
+import nbconvert
+import nbformat
+import plotly
+from nbconvert.exporters import HTMLExporter
+from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool, Unicode
+from traitlets.config import Config
+
+import lab2land
+from lab2land import sanitize
+
+TEMPLATES_DIR = Path(lab2land.__file__).resolve().parent.parent / "templates"
+LAYOUTS = ("flow", "grid")
+SITE_TEMPLATES = ("index.html.j2", "history.html.j2")
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
+
+# Plotly first: nbconvert otherwise prefers nothing it can show and drops the figure.
+# application/javascript is left out on purpose: report pages never run notebook script.
+DISPLAY_PRIORITY = [
+    PLOTLY_MIME, WIDGET_VIEW_MIME, "text/html", "text/markdown", "image/svg+xml",
+    "image/png", "image/jpeg", "text/latex", "text/vnd.mermaid", "text/plain",
+]
+
+# Keys render_version reads from `page`; checked up front so a wrong context fails with the
+# missing key named instead of an empty field deep in a template.
+_PAGE_KEYS = {
+    "": ("site_title", "report", "version", "provenance", "links", "assets"),
+    "report": ("name", "title"),
+    "version": ("id", "variant", "variant_label", "status", "parameters", "created"),
+    "provenance": ("notebook",),
+    "links": ("site", "history", "latest", "notebook", "versions_js"),
+}
+
+
+class ReportPreprocessor(Preprocessor):
+    """Decide what a reader sees of each cell; ``(nb, resources) -> (nb, resources)``.
+
+    Drops papermill's own error-banner cells (the page has its own banner), finds the
+    failing cell and keeps its code and error visible, hides code otherwise (unless
+    ``show_code``), honours the usual ``remove-cell``/``hide-input``/``remove-output`` cell
+    tags, drops cells left with nothing to show, and in the grid layout places cells from
+    their ``jupyter_dashboards`` metadata.
+    """
+
+    show_code = Bool(False, help="Show the source of every code cell.").tag(config=True)
+    layout = Unicode("flow", help="'flow' or 'grid'.").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        """Mark, hide and drop cells in place (nbconvert hands us a copy of the notebook)."""
+        l2l = resources.setdefault("lab2land", {})
+        error = ((l2l.get("page") or {}).get("version") or {}).get("error") or {}
+        failed = _failing_cell(nb.cells, error.get("cell_index"))
+        grid = _grid_spec(nb.metadata) if self.layout == "grid" else None
+        if grid:
+            l2l["grid_style"] = f"--l2l-cols: {grid[0]}; --l2l-row-h: {grid[1]}px"
+        kept = []
+        for index, cell in enumerate(nb.cells):
+            tags = set(cell.metadata.get("tags", []))
+            if tags & _PAPERMILL_BANNER_TAGS or (tags & _REMOVE_CELL and index != failed):
+                continue
+            meta = cell.metadata.setdefault("lab2land", {})
+            if index == failed:
+                meta["failed"] = True
+                l2l["failed_cell"] = True
+            elif cell.cell_type == "code":
+                if tags & _REMOVE_OUTPUT:
+                    cell.outputs = []
+                if not self.show_code or tags & _HIDE_INPUT:
+                    cell.metadata.setdefault("transient", {})["remove_source"] = True
+                    if not cell.get("outputs"):
+                        continue  # nothing left to show: not even an empty box
+            if grid and not _place_on_grid(cell, meta):
+                continue
+            kept.append(cell)
+        nb.cells = kept
+        return nb, resources
+
+
+class ReportExporter(HTMLExporter):
+    """nbconvert's HTML exporter with lab2land's report template and sanitizing filters."""
+
+    export_from_notebook = None  # not offered in nbconvert's own UIs
+
+    def _create_environment(self):
+        env = super()._create_environment()
+        # Our shared partials (``_macros.html.j2``) escape everything they print, here as in
+        # the site environment; nbconvert's own templates keep their explicit escaping.
+        env.autoescape = _is_partial
+        return env
+
+    def default_filters(self):
+        """nbconvert's filters plus ``l2l_clean_html`` (nh3) and ``l2l_json`` (data blocks)."""
+        yield from super().default_filters()
+        yield ("l2l_clean_html", sanitize.clean_html)
+        yield ("l2l_json", sanitize.json_for_script)
+
+
+def render_version(nb: nbformat.NotebookNode, page: dict, *, show_code: bool = False,
+                   layout: str = "flow", template_dirs: list[Path] | None = None) -> str:
+    """HTML of one version page of a report (in-process nbconvert HTMLExporter subclass).
+
+    Args:
+        nb: The executed notebook (not modified). A failed run renders too: the page gets an
+            error banner and the failing cell is shown with its code and error output.
+        page: Page context (site title, report, version, provenance, links, assets URL);
+            see the render stage's contract. All URLs are relative to the page.
+        show_code: Show every code cell's source (otherwise only the failing cell's).
+        layout: ``"flow"`` (one column) or ``"grid"`` (cells placed from the
+            ``jupyter_dashboards`` grid metadata, one column on narrow screens).
+        template_dirs: Extra template base dirs (each may hold ``report/`` and ``site/``),
+            searched before lab2land's own ``templates/``.
+
+    Returns:
+        The page's HTML.
+
+    Raises:
+        ValueError: ``page`` lacks a required key, or ``layout`` is unknown.
+    """
+    _check_page(page)
+    exporter, lock = _exporter(_dirs_key(template_dirs), bool(show_code), _check_layout(layout))
+    resources = {
+        "metadata": {"name": page["report"]["title"], "path": ""},
+        "lab2land": {
+            "page": page,
+            "layout": layout,
+            "show_code": bool(show_code),
+            "has_plotly": _has_output(nb, PLOTLY_MIME),
+            "has_widgets": _has_widgets(nb),
+            "failed_cell": False,  # set by ReportPreprocessor
+            "report_root": _dirname(page["links"]["versions_js"]),
+            "csp": _csp(widgets=_has_widgets(nb)),
+        },
+    }
+    with lock:  # one exporter per key; nbconvert exporters hold per-call state
+        html, _ = exporter.from_notebook_node(nb, resources=resources)
+    return html
+
+
+def render_site_page(template: str, context: dict, *, template_dirs: list[Path] | None = None) -> str:
+    """HTML of a site page: template is 'index.html.j2' or 'history.html.j2'.
+
+    Args:
+        template: Name of a template in ``templates/site`` (or an override in a
+            ``template_dirs`` entry's ``site/``).
+        context: The page's context (see the render stage's contract); values are escaped.
+        template_dirs: Extra template base dirs searched before lab2land's ``templates/``.
+
+    Returns:
+        The page's HTML.
+
+    Raises:
+        ValueError: Unknown template, or the context lacks a value the template needs.
+    """
+    if template not in SITE_TEMPLATES:
+        raise ValueError(f"unknown site template {template!r}: expected one of {', '.join(SITE_TEMPLATES)}")
+    env = _site_environment(_dirs_key(template_dirs))
+    try:
+        return env.get_template(template).render(**context)
+    except jinja2.UndefinedError as exc:
+        raise ValueError(f"{template}: the page context is missing a value: {exc}") from exc
+
+
+def template_fingerprint(template_dirs: list[Path] | None = None) -> str:
+    """sha256 over all template and asset files: part of the rebuild cache key.
+
+    Covers every file under the given template dirs and lab2land's ``templates/``, the
+    render-stage modules, and the versions of nbconvert and plotly (whose template and
+    ``plotly.min.js`` shape the pages), so a change to any of them re-renders.
+
+    Args:
+        template_dirs: The same extra template dirs passed to :func:`render_version`.
+
+    Returns:
+        A hex sha256 digest.
+    """
+    digest = hashlib.sha256()
+    digest.update(f"nbconvert={nbconvert.__version__};plotly={plotly.__version__}\n".encode())
+    here = Path(__file__).resolve().parent
+    roots = [Path(d) for d in template_dirs or []] + [TEMPLATES_DIR]
+    files = [(f"module/{p.name}", p) for p in sorted(here.glob("*.py"))
+             if p.name in ("render.py", "assets.py", "sanitize.py")]
+    for i, root in enumerate(roots):
+        files += [(f"{i}/{p.relative_to(root).as_posix()}", p)
+                  for p in sorted(root.rglob("*")) if p.is_file()]
+    vendor = here / "static" / "vendor" / "manifest.json"
+    if vendor.is_file():
+        files.append(("vendor/manifest.json", vendor))
+    for name, path in files:
+        digest.update(name.encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+# --- internals ---------------------------------------------------------------------------
+
+_PAPERMILL_BANNER_TAGS = {"papermill-error-cell-tag"}
+_REMOVE_CELL = {"remove-cell", "remove_cell"}
+_HIDE_INPUT = {"remove-input", "remove_input", "hide-input", "hide_input"}
+_REMOVE_OUTPUT = {"remove-output", "remove_output"}
+_DASHBOARD_KEYS = ("extensions", "jupyter_dashboards", "views", "grid_default")
+
+
+def _failing_cell(cells: list, cell_index: int | None) -> int | None:
+    """Index of the cell that failed: the first with an error output, else papermill's
+    ``failed`` status (a timeout or dead kernel leaves no error output), else the index the
+    executor reported (an index into the same notebook)."""
+    for i, cell in enumerate(cells):
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            return i
+    for i, cell in enumerate(cells):
+        if cell.get("metadata", {}).get("papermill", {}).get("status") == "failed":
+            return i
+    if isinstance(cell_index, int) and 0 <= cell_index < len(cells):
+        return cell_index
+    return None
+
+
+def _dig(meta: dict, keys: tuple[str, ...]) -> dict:
+    for key in keys:
+        meta = meta.get(key) if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def _grid_spec(nb_meta: dict) -> tuple[int, int] | None:
+    """(columns, row height px) of a notebook's dashboard grid, accepting the older
+    ``numColumns``/``cellHeight`` spellings; None when the notebook has no grid view."""
+    view = _dig(nb_meta, _DASHBOARD_KEYS[:3]).get("grid_default")
+    if not isinstance(view, dict):
+        return None
+    cols = view.get("maxColumns") or view.get("numColumns") or 12
+    height = view.get("defaultCellHeight") or view.get("cellHeight") or 40
+    try:
+        return max(1, min(int(cols), 48)), max(8, min(int(height), 400))
+    except (TypeError, ValueError):
+        return 12, 40
+
+
+def _place_on_grid(cell, meta: dict) -> bool:
+    """Set the cell's grid placement; False if the dashboard view hides it.
+
+    Cells without a position (or with null col/row) go full width after the placed ones.
+    """
+    view = _dig(cell.metadata, _DASHBOARD_KEYS)
+    if view.get("hidden") and not meta.get("failed"):
+        return False
+    try:
+        col, row = int(view["col"]), int(view["row"])
+        width, height = max(1, int(view.get("width") or 1)), max(1, int(view.get("height") or 1))
+    except (KeyError, TypeError, ValueError):
+        meta["grid_style"] = "grid-column: 1 / -1"
+        return True
+    meta["grid_style"] = (f"grid-column: {col + 1} / span {width}; "
+                          f"grid-row: {row + 1} / span {height}")
+    return True
+
+
+def _is_partial(name: str | None) -> bool:
+    return bool(name) and Path(name).name.startswith("_")
+
+
+def _dirs_key(template_dirs: list[Path] | None) -> tuple[str, ...]:
+    return tuple(str(Path(d).resolve()) for d in template_dirs or [])
+
+
+def _check_layout(layout: str) -> str:
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}: expected one of {', '.join(LAYOUTS)}")
+    return layout
+
+
+def _check_page(page: dict) -> None:
+    for section, keys in _PAGE_KEYS.items():
+        where = page if not section else page.get(section)
+        if not isinstance(where, dict):
+            raise ValueError(f"render_version: page[{section!r}] must be a dict, got {where!r}")
+        missing = [k for k in keys if k not in where]
+        if missing:
+            prefix = f"page[{section!r}]" if section else "page"
+            raise ValueError(f"render_version: {prefix} lacks {', '.join(map(repr, missing))}")
+
+
+@functools.lru_cache(maxsize=32)
+def _exporter(dirs: tuple[str, ...], show_code: bool, layout: str) -> tuple[ReportExporter, threading.Lock]:
+    """One configured exporter per (template dirs, show_code, layout): building one parses
+    every template, which costs more than rendering a small notebook."""
+    config = Config()
+    config.ReportPreprocessor.show_code = show_code
+    config.ReportPreprocessor.layout = layout
+    # Set through config: nbconvert builds its data-type filter per call with parent=exporter.
+    config.NbConvertBase.display_data_priority = list(DISPLAY_PRIORITY)
+    exporter = ReportExporter(
+        config=config,
+        template_name="report",
+        extra_template_basedirs=[*dirs, str(TEMPLATES_DIR)],
+        extra_template_paths=[*(str(Path(d) / "site") for d in dirs), str(TEMPLATES_DIR / "site")],
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+        # Our template sanitizes with nh3 itself (nbconvert's sanitize_html needs bleach).
+        sanitize_html=False,
+        # Off: it reads any local path a markdown cell names (relative to our cwd) into the
+        # page, and it mangles inline HTML; cell attachments are embedded regardless.
+        embed_images=False,
+        exclude_anchor_links=True,
+    )
+    exporter.register_preprocessor(ReportPreprocessor(config=config), enabled=True)
+    return exporter, threading.Lock()
+
+
+@functools.lru_cache(maxsize=32)
+def _site_environment(dirs: tuple[str, ...]) -> jinja2.Environment:
+    search = [str(Path(d) / "site") for d in dirs] + [str(TEMPLATES_DIR / "site")]
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(search),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["csp"] = _csp(widgets=False)
+    return env
+
+
+def _csp(*, widgets: bool) -> str:
+    """Content-Security-Policy of a page: script only from the site's own files.
+
+    The widget manager bundle compiles JSON-schema validators with ``new Function`` (ajv),
+    so pages that show widgets also allow ``'unsafe-eval'``; notebook HTML is sanitized
+    and inline script stays blocked, so that does not let data run.
+    """
+    script = "'self' 'unsafe-eval'" if widgets else "'self'"
+    return (f"default-src 'none'; script-src {script}; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'none'; "
+            "media-src 'self' data:; object-src 'none'; frame-src 'none'; base-uri 'none'; "
+            "form-action 'none'")
+
+
+def _has_output(nb: nbformat.NotebookNode, mime: str) -> bool:
+    return any(mime in out.get("data", {})
+               for cell in nb.cells if cell.cell_type == "code"
+               for out in cell.get("outputs", []))
+
+
+def _has_widgets(nb: nbformat.NotebookNode) -> bool:
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE_MIME, {}).get("state")
+    return bool(state) and _has_output(nb, WIDGET_VIEW_MIME)
+
+
+def _dirname(url: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" if "/" in url else ""

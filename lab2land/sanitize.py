@@ -1,0 +1,126 @@
+"""Make notebook-produced HTML and JSON safe to place in a report page.
+
+Report pages show whatever a notebook printed, and notebooks print data: a customer name
+like ``<img src=x onerror=...>`` must show as text, never run. HTML outputs and rendered
+markdown go through nh3 (an allow-list sanitizer); JSON that pages read back from
+``<script type="application/json">`` blocks is escaped so no data can close the tag.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import nh3
+
+# Tags a pandas table, a markdown cell or a typical rich repr needs; nothing that runs
+# script, loads frames or submits forms.
+ALLOWED_TAGS = frozenset(nh3.ALLOWED_TAGS) | {
+    "caption", "col", "colgroup", "table", "tbody", "td", "tfoot", "th", "thead", "tr",
+    "details", "summary", "figure", "figcaption", "mark", "del", "ins", "s", "u", "sub", "sup",
+    "kbd", "samp", "var", "dl", "dt", "dd", "hr", "img", "span", "div", "pre", "code", "br",
+    "h1", "h2", "h3", "h4", "h5", "h6", "p", "small", "time", "input",
+}
+
+_COMMON_ATTRS = {"class", "id", "title", "lang", "dir", "align", "valign"}
+ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
+    "*": _COMMON_ATTRS,
+    "a": {"href", "name"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+    "col": {"span"},
+    "colgroup": {"span"},
+    "ol": {"start", "type"},
+    "time": {"datetime"},
+    # Markdown task lists render as disabled checkboxes.
+    "input": {"type", "checked", "disabled"},
+    # pandas writes border="1" on its tables; harmless and it keeps the look.
+    "table": {"border"},
+}
+
+_URL_SCHEMES = {"http", "https", "mailto"}
+
+
+def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
+    """Allow ``data:`` URLs only as image sources (inline plots, markdown attachments).
+
+    ``data:image/...`` in an ``<img>`` cannot run script, while a ``data:text/html`` link
+    could; nh3's scheme list cannot tell the two apart, so this callback does.
+    """
+    if attr in ("src", "href") and value.strip().lower().startswith("data:"):
+        if tag == "img" and value.strip().lower().startswith("data:image/"):
+            return value
+        return None
+    if tag == "input" and attr == "type" and value.lower() != "checkbox":
+        return None
+    return value
+
+
+def clean_html(html: str) -> str:
+    """Sanitize an HTML fragment from a notebook output or a markdown cell.
+
+    Args:
+        html: Untrusted HTML (``text/html`` output, rendered markdown).
+
+    Returns:
+        HTML with only allow-listed tags and attributes: no script, event handlers,
+        ``style``, frames or forms; the text of ``<script>``/``<style>`` is dropped.
+    """
+    schemes = _URL_SCHEMES | {"data"}
+    return nh3.clean(
+        str(html),
+        tags=set(ALLOWED_TAGS),
+        attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+        url_schemes=schemes,
+        attribute_filter=_filter_attribute,
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+
+
+def json_for_script(value: Any) -> str:
+    """Serialize ``value`` as JSON that is safe inside ``<script type="application/json">``.
+
+    ``<``, ``>`` and ``&`` become ``\\u003c``/``\\u003e``/``\\u0026``, so a string such as
+    ``</script><script>alert(1)</script>`` cannot end the data block; JSON.parse turns the
+    escapes back into the original characters. U+2028/U+2029 are escaped for old parsers.
+
+    Args:
+        value: Any JSON-serializable value (a plotly figure dict, widget state, ...).
+
+    Returns:
+        A JSON string with no raw ``<``, ``>`` or ``&``.
+    """
+    try:
+        text = _dumps(value)
+    except ValueError:
+        # NaN/Infinity are not JSON and would break JSON.parse in the page; plotly itself
+        # sends them as null.
+        text = _dumps(_finite(value))
+    return (text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False,
+                      default=_json_default)
+
+
+def _finite(value: Any) -> Any:
+    """A copy of ``value`` with non-finite floats replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    """Convert the non-JSON types nbformat nodes may carry (sets, tuples of nodes)."""
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"cannot put a {type(value).__name__} into a page data block: {value!r}")

@@ -1,0 +1,125 @@
+/* lab2land page script: loaded from assets/ by every page (no inline script anywhere, so
+   pages can forbid it by Content-Security-Policy). Works from file://: it reads data from
+   <script type="application/json"> blocks and from versions.js (a script, not fetch()).
+   It never writes HTML: only textContent and attributes. */
+(function () {
+  "use strict";
+
+  // Where this script lives: the assets folder, wherever the page is.
+  var script = document.currentScript;
+  var ASSETS = script && script.src ? script.src.replace(/[^\/]*$/, "") : "";
+
+  function onReady(fn) {
+    if (document.readyState === "loading") {
+      document.addEventListener("DOMContentLoaded", fn);
+    } else {
+      fn();
+    }
+  }
+
+  function isRelative(url) {
+    // Only links within the site: no scheme (javascript:, http:, ...), no protocol-relative.
+    return typeof url === "string" && url !== "" && !/^[a-z][a-z0-9+.\-]*:/i.test(url) && url.indexOf("//") !== 0;
+  }
+
+  /* ---- Plotly figures: JSON data blocks drawn with the shared plotly.min.js ---- */
+  function drawPlots() {
+    var blocks = document.querySelectorAll("script.l2l-plotly-data");
+    for (var i = 0; i < blocks.length; i++) {
+      var block = blocks[i];
+      var target = block.parentNode.querySelector(".l2l-plotly-target");
+      if (!target) continue;
+      if (!window.Plotly) {
+        target.className += " l2l-plotly-missing";
+        target.textContent = "This chart needs assets/plotly.min.js, which did not load.";
+        continue;
+      }
+      try {
+        var fig = JSON.parse(block.textContent);
+        var config = Object.assign({}, fig.config || {}, {
+          responsive: true,
+          displaylogo: false,
+          // Geo traces would fetch map outlines from a CDN; keep any such request local.
+          topojsonURL: ASSETS + "topojson/"
+        });
+        delete config.plotlyServerURL;
+        window.Plotly.newPlot(target, fig.data || [], fig.layout || {}, config);
+      } catch (err) {
+        target.textContent = "This chart could not be drawn: " + err;
+      }
+    }
+  }
+
+  /* ---- Version navigation from versions.js (written by the publisher, per report) ---- */
+  function link(name) {
+    return document.querySelector('[data-l2l-nav="' + name + '"]');
+  }
+
+  function showLink(el, version, label) {
+    if (!el || !version || !isRelative(version.url)) return;
+    el.setAttribute("href", document.body.dataset.reportRoot + version.url);
+    el.textContent = label + (version.status === "ok" ? "" : " (failed)");
+    el.title = version.created || version.id;
+    el.hidden = false;
+  }
+
+  function versionNav() {
+    var body = document.body;
+    var data = window.lab2landVersions;
+    if (!body.dataset.version || !data || !Array.isArray(data.versions)) return;
+    var id = body.dataset.version;
+    var variant = body.dataset.variant;
+    var same = data.versions.filter(function (v) { return v && v.variant === variant; });
+    var at = -1;
+    for (var i = 0; i < same.length; i++) if (same[i].id === id) at = i;
+    if (at < 0) return;
+    // versions are newest first
+    showLink(link("newer"), same[at - 1], "\u2190 Newer");
+    showLink(link("older"), same[at + 1], "Older \u2192");
+
+    var latestId = data.latest && data.latest[variant];
+    var latest = same.filter(function (v) { return v.id === latestId; })[0];
+    var notice = document.querySelector(".l2l-newer-notice");
+    if (!notice || !latest || latest.id === id || !isRelative(latest.url)) return;
+    var text = at > same.indexOf(latest)
+      ? "A newer version of this report exists. "
+      : "This run is newer than the latest good version. ";
+    notice.textContent = text;
+    var a = document.createElement("a");
+    a.setAttribute("href", body.dataset.reportRoot + latest.url);
+    a.textContent = "Open the latest version (" + (latest.created || latest.id) + ")";
+    notice.appendChild(a);
+    notice.hidden = false;
+  }
+
+  /* ---- Site index: filter report cards as you type ---- */
+  function cardFilter() {
+    var input = document.getElementById("l2l-search");
+    if (!input) return;
+    var cards = document.querySelectorAll("[data-l2l-search]");
+    input.hidden = false;
+    input.addEventListener("input", function () {
+      var words = input.value.toLowerCase().split(/\s+/).filter(Boolean);
+      for (var i = 0; i < cards.length; i++) {
+        var hay = cards[i].getAttribute("data-l2l-search").toLowerCase();
+        cards[i].hidden = !words.every(function (w) { return hay.indexOf(w) >= 0; });
+      }
+    });
+  }
+
+  /* ---- Times: show the reader's local time on hover ---- */
+  function localTimes() {
+    var times = document.querySelectorAll("time[datetime]");
+    for (var i = 0; i < times.length; i++) {
+      var d = new Date(times[i].getAttribute("datetime"));
+      if (!isNaN(d.getTime())) times[i].title = d.toLocaleString();
+    }
+  }
+
+  onReady(function () {
+    drawPlots();
+    versionNav();
+    cardFilter();
+    localTimes();
+  });
+})();
