@@ -41,10 +41,10 @@ MERCHANTS = {  # category -> (median amount, fraud log-odds shift)
     "grocery": (35.0, -1.2), "restaurant": (28.0, -0.6), "fuel": (45.0, -0.3),
     "electronics": (180.0, 1.1), "travel": (320.0, 0.9), "online retail": (60.0, 0.8),
 }
-INDUSTRIES = {"software": 0.5, "retail": 0.0, "manufacturing": -0.2, "healthcare": 0.2,
-              "finance": 0.3, "education": -0.5}
-CHANNELS = {"referral": 0.8, "webinar": 0.5, "organic search": 0.1, "paid ads": -0.4,
-            "trade show": 0.2}
+INDUSTRIES = {"software": 0.75, "retail": 0.0, "manufacturing": -0.3, "healthcare": 0.3,  # -> log-odds
+              "finance": 0.45, "education": -0.75}
+CHANNELS = {"referral": 1.2, "webinar": 0.75, "organic search": 0.15, "paid ads": -0.6,  # -> log-odds
+            "trade show": 0.3}
 _NAME_A = ("North", "Blue", "Silver", "Bright", "Green", "Red", "Iron", "Swift", "Oak", "Summit",
            "Harbor", "Pioneer", "Cedar", "Nova", "Atlas", "Vertex")
 _NAME_B = ("wind", "stone", "field", "bridge", "line", "works", "gate", "point", "ridge", "leaf")
@@ -220,9 +220,9 @@ def _transactions_day(rng: np.random.Generator, day: date, first_id: int) -> lis
     median = np.array([MERCHANTS[categories[c]][0] for c in cat])
     amount = np.round(median * rng.lognormal(0, 0.7, size=n), 2)
     night = (hour < 6)
-    logit = (-2.3 + np.array([MERCHANTS[categories[c]][1] for c in cat]) + 0.55 * np.log(amount / median + 0.5)
-             + 1.3 * night + 2.2 * mismatch - 1.0 * card_present - 0.9 * np.log10(age + 1)
-             + 0.35 * np.log1p(distance) + 0.15 * recent)
+    logit = (-3.6 + np.array([MERCHANTS[categories[c]][1] for c in cat]) + 1.5 * np.log(amount / median + 0.5)
+             + 2.5 * night + 4.0 * mismatch - 2.5 * card_present - 0.9 * np.log10(age + 1)
+             + 0.7 * np.log1p(distance) + 0.3 * recent)
     fraud = rng.random(n) < 1 / (1 + np.exp(-logit))
     # Fraudsters spend more than the cardholder would.
     amount = np.where(fraud, np.round(amount * rng.uniform(1.5, 4.0, size=n), 2), amount)
@@ -253,8 +253,8 @@ def _leads_day(rng: np.random.Generator, day: date, first_id: int) -> list[tuple
         pages = int(rng.poisson(3 + 4 * (channel in ("referral", "webinar"))))
         emails = int(rng.binomial(8, 0.35))
         demo = bool(rng.random() < 0.12 + 0.03 * pages / 4)
-        logit = (-3.3 + INDUSTRIES[industry] + CHANNELS[channel] + 0.35 * np.log10(size)
-                 + 0.12 * pages + 0.18 * emails + 1.4 * demo + rng.normal(0, 0.4))
+        logit = (-4.3 + INDUSTRIES[industry] + CHANNELS[channel] + 0.5 * np.log10(size)
+                 + 0.2 * pages + 0.3 * emails + 1.8 * demo + rng.normal(0, 0.4))
         outcome = int(rng.random() < 1 / (1 + np.exp(-logit)))
         closes_on = day + timedelta(days=int(rng.integers(14, 46)))
         name = f"{_NAME_A[rng.integers(len(_NAME_A))]}{_NAME_B[rng.integers(len(_NAME_B))]} " \
