@@ -19,12 +19,14 @@ import nbformat
 from . import __version__
 from .assets import install_assets
 from .config import Config
-from .execute import RunJob, RunResult
+from .cache import State, cache_key, environment_fingerprint, is_due
+from .data import Snapshot, load_sources
+from .execute import RunError, RunJob, RunResult
 from .executors import get_executor
 from .plan import Run, injected, plan_runs, variant_names
-from .render import render_version
+from .render import render_version, template_fingerprint
 from .site import SiteWriter, dashboard_path
-from .store import Store, version_stamp
+from .store import Store, latest_by_variant, version_stamp
 
 STACK = ("papermill", "nbconvert", "nbclient", "nbformat", "ipykernel", "jupyter_client", "voila",
          "ipywidgets", "plotly", "pandas", "numpy", "scikit-learn", "sqlalchemy")
@@ -79,10 +81,23 @@ def template_dirs(config: Config) -> Optional[list[Path]]:
     return [config.project_dir / config.site.templates] if config.site.templates else None
 
 
-def _job(config: Config, run: Run, version_id: str) -> RunJob:
-    report = config.reports[run.report]
-    return RunJob(report=run.report, variant=run.variant, version_id=version_id, notebook=str(run.notebook),
-                  cwd=str(run.notebook.parent), parameters={**run.parameters, **injected(run, version_id)},
+@dataclass
+class Prepared:
+    """A planned run with its version id, data snapshots and cache key."""
+
+    run: Run
+    version_id: str
+    snapshots: list[Snapshot]
+    key: str
+    source_error: Optional[str] = None
+
+
+def _job(config: Config, prep: Prepared) -> RunJob:
+    run, report = prep.run, config.reports[prep.run.report]
+    sources = {s.name: s.path for s in prep.snapshots}
+    return RunJob(report=run.report, variant=run.variant, version_id=prep.version_id, notebook=str(run.notebook),
+                  cwd=str(run.notebook.parent),
+                  parameters={**run.parameters, **sources, **injected(run, prep.version_id)},
                   kernel=run.kernel, cell_timeout=report.timeout, run_timeout=report.run_timeout)
 
 
@@ -94,7 +109,8 @@ class Publisher:
         self.packages = package_versions()
         self.templates = template_dirs(config)
 
-    def manifest(self, run: Run, result: RunResult) -> dict:
+    def manifest(self, prep: Prepared, result: RunResult) -> dict:
+        run = prep.run
         report = self.config.reports[run.report]
         error = result.error.__dict__ if result.error else None
         return {
@@ -105,7 +121,7 @@ class Publisher:
             "notebook": report.notebook, "notebook_sha256": sha256(run.notebook), "kernel": run.kernel,
             "executed_notebook": run.notebook.name, "error": error,
             "log_tail": result.log_tail or None, "packages": self.packages, "lab2land_version": __version__,
-            "sources": [],
+            "sources": [s.record() for s in prep.snapshots], "cache_key": prep.key,
         }
 
     def page_context(self, run: Run, manifest: dict) -> dict:
@@ -116,7 +132,8 @@ class Publisher:
                        "tags": report.tags},
             "version": {"id": manifest["version_id"], "variant": run.variant, "variant_label": run.label,
                         "status": manifest["status"], "parameters": run.parameters, "created": manifest["created"],
-                        "duration_s": manifest["duration_s"], "error": manifest["error"]},
+                        "duration_s": manifest["duration_s"], "error": manifest["error"],
+                        "data_taken": min((s["loaded"] for s in manifest["sources"]), default=None)},
             "provenance": {"notebook": report.notebook, "notebook_sha256": manifest["notebook_sha256"],
                            "kernel": run.kernel, "lab2land_version": __version__, "sources": manifest["sources"],
                            "packages": self.packages},
@@ -127,9 +144,10 @@ class Publisher:
             "assets": "../../assets/",
         }
 
-    def publish(self, run: Run, result: RunResult) -> Outcome:
+    def publish(self, prep: Prepared, result: RunResult) -> Outcome:
         """Render ``result`` and commit it as a new version (a failed run becomes a failed version)."""
-        manifest = self.manifest(run, result)
+        run = prep.run
+        manifest = self.manifest(prep, result)
         nb = nbformat.reads(result.notebook_json, as_version=4) if result.notebook_json else nbformat.v4.new_notebook()
         report = self.config.reports[run.report]
         try:
@@ -147,9 +165,60 @@ class Publisher:
         return Outcome(run, manifest["status"], manifest["version_id"], result.duration_s, summary)
 
 
+def _prepare(config: Config, store: Store, runs: list[Run], stamp: str) -> list[Prepared]:
+    """Allocate version ids, load each needed source once, and compute every run's cache key."""
+    snapshots, errors = load_sources(config, {s for run in runs for s in config.reports[run.report].sources})
+    template, environment = template_fingerprint(template_dirs(config)), environment_fingerprint()
+    prepared = []
+    for run in runs:
+        sources = config.reports[run.report].sources
+        failed = [f"source {s!r} failed: {errors[s]}" for s in sources if s in errors]
+        used = [snapshots[s] for s in sources if s in snapshots]
+        key = cache_key(notebook_sha256=sha256(run.notebook), parameters=run.parameters,
+                        snapshots={s.name: s.hash for s in used}, kernel=run.kernel, template=template,
+                        environment=environment)
+        version_id = store.allocate_id(run.report, stamp, run.variant if run.multi else None)
+        prepared.append(Prepared(run, version_id, used, key, "; ".join(failed) or None))
+    return prepared
+
+
+def _unchanged(prep: Prepared, versions: list[dict]) -> Optional[dict]:
+    """The newest good version of this run's parameter set if it was built with the same key."""
+    newest = next((m for m in versions if m.get("variant") == prep.run.variant), None)
+    if newest and newest.get("status") == "ok" and newest.get("cache_key") == prep.key:
+        return newest
+    return None
+
+
+def _due_runs(config: Config, store: Store, state: State, runs: list[Run], now: datetime) -> list[Run]:
+    due = []
+    for run in runs:
+        latest = latest_by_variant(store.versions(run.report)).get(run.variant)
+        if is_due(config.reports[run.report].schedule, now, latest and latest.get("created"),
+                  state.checked(run.report, run.variant)):
+            due.append(run)
+    return due
+
+
+def _source_failure(prep: Prepared, job: RunJob) -> RunResult:
+    """A run that cannot start because a source it reads failed to load."""
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return RunResult(job, "failed", now, now, 0.0, error=RunError("source", prep.source_error))
+
+
 def build(config: Config, *, reports: Optional[list[str]] = None, overrides: Optional[dict[str, str]] = None,
-          jobs: Optional[int] = None, reporter: Optional[Reporter] = None) -> BuildSummary:
+          jobs: Optional[int] = None, force: bool = False, due: bool = False,
+          reporter: Optional[Reporter] = None) -> BuildSummary:
     """Execute and publish the selected reports (all by default); see the module docstring.
+
+    Args:
+        config: The loaded project.
+        reports: Names of reports to build (default: all).
+        overrides: ``-p name=value`` text values for the selected reports.
+        jobs: Runs at once (default: ``[site] jobs`` or the CPU count).
+        force: Re-run even when nothing changed.
+        due: Only reports whose ``schedule`` fired since they were last published or checked.
+        reporter: Receives progress events.
 
     Raises:
         ConfigError: bad config or parameters, before any kernel starts.
@@ -158,24 +227,38 @@ def build(config: Config, *, reports: Optional[list[str]] = None, overrides: Opt
     reporter = reporter or Reporter()
     runs = plan_runs(config, reports, overrides)
     executor = get_executor(config.site.executor, jobs=jobs or config.site.jobs, scheduler=config.site.scheduler)
-    store = Store(config.output_dir)
+    store, state = Store(config.output_dir), State(config.project_dir)
     summary = BuildSummary(site_dir=config.output_dir)
+    now = datetime.now(timezone.utc)
     with store.lock():
         store.clean_staging()
+        if due:
+            runs = _due_runs(config, store, state, runs, now)
         install_assets(config.output_dir)
         publisher = Publisher(config, store)
-        stamp = version_stamp(datetime.now(timezone.utc))
-        by_id = {}
-        for run in runs:
-            version_id = store.allocate_id(run.report, stamp, run.variant if run.multi else None)
-            by_id[(run.report, version_id)] = run
+        prepared = _prepare(config, store, runs, version_stamp(now))
         reporter.planned(runs)
-        jobs_ = [_job(config, run, vid) for (_, vid), run in by_id.items()]
-        for result in executor.map(jobs_, on_start=lambda job: reporter.started(by_id[(job.report, job.version_id)])):
-            outcome = publisher.publish(by_id[(result.job.report, result.job.version_id)], result)
+        to_run: dict[tuple[str, str], Prepared] = {}
+        for prep in prepared:
+            state.mark_checked(prep.run.report, prep.run.variant, now)
+            same = None if force else _unchanged(prep, store.versions(prep.run.report))
+            if same is not None:
+                outcome = Outcome(prep.run, "unchanged", same["version_id"], 0.0, "nothing changed")
+            elif prep.source_error:
+                outcome = publisher.publish(prep, _source_failure(prep, _job(config, prep)))
+            else:
+                to_run[(prep.run.report, prep.version_id)] = prep
+                continue
             summary.outcomes.append(outcome)
             reporter.finished(outcome)
-        write_site(config, store)
+        jobs_ = [_job(config, prep) for prep in to_run.values()]
+        for result in executor.map(jobs_, on_start=lambda job: reporter.started(to_run[(job.report, job.version_id)].run)):
+            outcome = publisher.publish(to_run[(result.job.report, result.job.version_id)], result)
+            summary.outcomes.append(outcome)
+            reporter.finished(outcome)
+        state.save()
+        if any(o.status != "unchanged" for o in summary.outcomes) or not (config.output_dir / "index.html").exists():
+            write_site(config, store)
         store.clean_staging()
     return summary
 

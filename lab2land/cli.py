@@ -24,7 +24,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -34,7 +34,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     config = load_config(args.project)
     reporter = ConsoleReporter()
     summary = build(config, reports=args.reports or None, overrides=parse_assignments(args.param),
-                    jobs=args.jobs, reporter=reporter)
+                    jobs=args.jobs, force=args.force, due=args.due, reporter=reporter)
     reporter.summary(summary)
     return EXIT_FAILED if summary.failed else EXIT_OK
 
@@ -109,6 +109,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="override a parameter for the selected reports (repeatable)")
     b.add_argument("--jobs", type=int, default=None, help="runs at once (default: CPU cores)")
+    b.add_argument("--force", action="store_true", help="re-run even when nothing changed")
+    b.add_argument("--due", action="store_true",
+                   help="only reports whose schedule came due since they were last published (for cron)")
     b.set_defaults(func=cmd_build)
 
     sub.add_parser("list", help="reports, parameter sets and latest versions").set_defaults(func=cmd_list)

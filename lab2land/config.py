@@ -12,7 +12,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .cache import schedule_problem
 
 CONFIG_NAME = "publish.toml"
 
@@ -67,6 +69,15 @@ class SourceConfig(_Strict):
         None, description="Expected columns and their pandas dtypes kinds (int, float, str, bool, datetime)."
     )
 
+    @model_validator(mode="after")
+    def _one_kind(self):
+        kinds = [k for k, v in (("path", self.path), ("url + sql", self.url and self.sql),
+                                ("loader", self.loader)) if v]
+        if len(kinds) != 1 or (bool(self.url) != bool(self.sql)):
+            given = ", ".join(k for k in ("path", "url", "sql", "loader") if getattr(self, k)) or "none"
+            raise ValueError(f"expected exactly one of `path`, `url` + `sql`, or `loader`, got {given}")
+        return self
+
 
 class ReportConfig(_Strict):
     """A ``[reports.<name>]`` table: one notebook published as a report."""
@@ -101,6 +112,14 @@ class ReportConfig(_Strict):
     def _at_least_one_set(cls, value):
         if isinstance(value, list) and not value:
             raise ValueError("expected a table or a non-empty list of tables, got an empty list")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value):
+        problem = value and schedule_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     def parameter_sets(self) -> list[ParameterSet]:
@@ -139,6 +158,8 @@ def _expected(error: dict) -> str:
              "list_type": "list", "dict_type": "table", "model_type": "table"}
     if kind in names:
         return f"expected {names[kind]}, got {_describe(error['input'])}"
+    if kind == "value_error":  # our validators phrase the whole message, value included
+        return msg.removeprefix("Value error, ")
     if kind == "missing":
         return "required key is missing"
     if kind == "extra_forbidden":

@@ -70,6 +70,20 @@ def _kernel(name: str, report: ReportConfig, path: Path, installed: dict[str, st
     return kernel
 
 
+def _source_problems(cfg_name: str, name: str, report: ReportConfig, declared: dict) -> list[str]:
+    """Each source a report reads arrives as the parameter of the same name: it must exist."""
+    problems = []
+    for source in report.sources:
+        if source not in declared:
+            problems.append(f"{cfg_name}: reports.{name}.sources: notebook {report.notebook} has no parameter "
+                            f"{source!r} to receive source {source!r} (add `{source} = \"...\"` to its "
+                            f"parameters cell)")
+        if any(source in values for values in report.parameter_sets()):
+            problems.append(f"{cfg_name}: reports.{name}.parameters.{source}: {source!r} is filled from "
+                            f"[sources.{source}]; remove it from parameters")
+    return problems
+
+
 def plan_runs(config: Config, selected: Optional[list[str]] = None,
               overrides: Optional[dict[str, str]] = None) -> list[Run]:
     """The runs of a build, in config order.
@@ -99,6 +113,7 @@ def plan_runs(config: Config, selected: Optional[list[str]] = None,
             problems.extend(getattr(exc, "problems", [f"{report.notebook}: not a readable notebook: {exc}"]))
             continue
         kernel = _kernel(name, report, path, installed, problems)
+        problems.extend(_source_problems(cfg_name, name, report, declared or {}))
         sets = report.parameter_sets()
         for index, ((key, label), values) in enumerate(zip(variant_names(sets), sets)):
             suffix = f"[{index}]" if isinstance(report.parameters, list) else ""

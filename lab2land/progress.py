@@ -21,7 +21,7 @@ class ConsoleReporter(Reporter):
     """Prints build events to stderr."""
 
     def __init__(self, console: Console | None = None):
-        self.console = console or Console(stderr=True, highlight=False)
+        self.console = console or Console(stderr=True, highlight=False, soft_wrap=True)
         self.total = 0
         self.done = 0
         self.clock = time.monotonic()

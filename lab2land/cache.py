@@ -1,0 +1,99 @@
+"""When to re-run: cache keys and schedules.
+
+A run's key covers everything that can change its output: the notebook's bytes, the resolved
+parameters, the hashes of the data snapshots it reads, the installed package versions, the kernel,
+and the report template. A run whose key equals that of the newest good version of its parameter
+set is "unchanged": no kernel starts and no version is written.
+
+Schedules (``schedule = "0 6 * * *"`` or ``"daily"``) decide which reports ``build --due``
+considers; a due report still goes through the cache, and the check is remembered in
+``.lab2land/state.json`` so calling ``--due`` from cron every few minutes is cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Optional
+
+from croniter import croniter
+
+from .store import write_atomic
+
+STATE = Path(".lab2land") / "state.json"
+ALIASES = {"hourly": "@hourly", "daily": "@daily", "weekly": "@weekly", "monthly": "@monthly"}
+
+
+@lru_cache(maxsize=1)
+def environment_fingerprint() -> str:
+    """sha256 of every installed distribution's name and version (the kernel's environment too
+    when, as by default, kernels run in the same environment)."""
+    pairs = sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions() if d.metadata["Name"]})
+    return hashlib.sha256("\n".join(pairs).encode()).hexdigest()
+
+
+def cache_key(*, notebook_sha256: str, parameters: dict[str, Any], snapshots: dict[str, str], kernel: str,
+              template: str, environment: str) -> str:
+    """The key of one run (see module docstring)."""
+    payload = {"notebook": notebook_sha256, "parameters": parameters, "snapshots": snapshots, "kernel": kernel,
+               "template": template, "environment": environment}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cron_expression(schedule: str) -> str:
+    """The cron expression of a schedule (aliases like ``daily`` expanded)."""
+    return ALIASES.get(schedule.strip().lower(), schedule.strip())
+
+
+def schedule_problem(schedule: str) -> Optional[str]:
+    """Why ``schedule`` is invalid, or None."""
+    if croniter.is_valid(cron_expression(schedule)):
+        return None
+    return (f"expected cron syntax like \"0 6 * * *\" or one of {', '.join(ALIASES)}, got {schedule!r}")
+
+
+def last_due(schedule: str, now: datetime) -> datetime:
+    """The most recent time at or before ``now`` when the schedule fired."""
+    return croniter(cron_expression(schedule), now).get_prev(datetime)
+
+
+def _parse(text: Optional[str]) -> Optional[datetime]:
+    if not text:
+        return None
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+class State:
+    """When each report variant was last checked by a build (``.lab2land/state.json``)."""
+
+    def __init__(self, project: Path):
+        self.path = project / STATE
+        try:
+            self.data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            self.data = {}
+
+    def checked(self, report: str, variant: str) -> Optional[datetime]:
+        return _parse(self.data.get("checked", {}).get(f"{report}/{variant}"))
+
+    def mark_checked(self, report: str, variant: str, when: datetime) -> None:
+        self.data.setdefault("checked", {})[f"{report}/{variant}"] = when.isoformat(timespec="seconds")
+
+    def save(self) -> None:
+        write_atomic(self.path, json.dumps(self.data, indent=2, sort_keys=True))
+
+
+def is_due(schedule: Optional[str], now: datetime, last_good: Optional[str], checked: Optional[datetime]) -> bool:
+    """True if the schedule fired since the variant was last published or checked.
+
+    A report without a schedule is never due; one never published is always due.
+    """
+    if not schedule:
+        return False
+    seen = [t for t in (_parse(last_good), checked) if t is not None]
+    return not seen or last_due(schedule, now) > max(seen)
