@@ -83,8 +83,8 @@ class ReportPreprocessor(Preprocessor):
                 meta["failed"] = True
                 l2l["failed_cell"] = True
             elif cell.cell_type == "code":
-                if tags & _REMOVE_OUTPUT:
-                    cell.outputs = []
+                cell.outputs = [] if tags & _REMOVE_OUTPUT else [
+                    o for o in cell.get("outputs", []) if not _script_only(o)]
                 if not self.show_code or tags & _HIDE_INPUT:
                     cell.metadata.setdefault("transient", {})["remove_source"] = True
                     if not cell.get("outputs"):
@@ -233,6 +233,13 @@ def _failing_cell(cells: list, cell_index: int | None) -> int | None:
     if isinstance(cell_index, int) and 0 <= cell_index < len(cells):
         return cell_index
     return None
+
+
+def _script_only(output) -> bool:
+    """An output that is script plus, at most, its useless text repr
+    (``<IPython.core.display.Javascript object>``): pages never run it, so drop it whole."""
+    data = set(output.get("data", {}))
+    return "application/javascript" in data and not data - {"application/javascript", "text/plain"}
 
 
 def _dig(meta: dict, keys: tuple[str, ...]) -> dict:

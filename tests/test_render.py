@@ -214,7 +214,8 @@ def test_no_script_from_data(ok_html):
     for tag in soup.find_all(True):
         assert not [a for a in tag.attrs if a.lower().startswith("on")], tag
         assert "javascript:" not in (tag.get("href") or "").lower()
-    assert "pwned-by-js" not in ok_html  # application/javascript outputs are dropped
+    assert "pwned-by-js" not in ok_html  # application/javascript outputs are dropped,
+    assert "Javascript object" not in ok_html  # with their text fallback
     assert soup.select_one("p.kept").get_text() == "kept"  # sanitized HTML output still shows
 
 
