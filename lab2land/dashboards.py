@@ -1,0 +1,164 @@
+"""Dashboards: the notebooks Voila runs for ``serve``, one per report with ``dashboard = true``.
+
+Voila runs a notebook file as it is, so each dashboard is *prepared*: the report's parameters
+are injected after its ``parameters`` cell (papermill's way, as for the static reports), the
+report's kernel is set, and the grid layout is computed (``lab2land.grid.annotate``). The
+prepared notebooks live in a private runtime folder that Voila uses as its root; the kernels
+still run in the original notebook's folder so relative data paths work.
+
+The default parameter set is prepared once at start-up (its kernels can be preheated). A
+request with query parameters gets its own prepared notebook, keyed by the validated values:
+a preheated kernel has already run the default parameters, so it cannot serve those.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from papermill.parameterize import parameterize_notebook
+
+from lab2land import grid
+from lab2land.config import Config, ConfigError
+from lab2land.params import NotebookParam, ParameterError, notebook_parameters, resolve_parameters
+
+DEFAULT_NAME = "index.ipynb"
+# Distinct query-parameter notebooks kept per dashboard; older ones are deleted (they are
+# small, but a crawler trying many values should not fill the disk).
+MAX_QUERY_NOTEBOOKS = 64
+
+
+@dataclass
+class Dashboard:
+    """One report's dashboard."""
+
+    report: str
+    title: str
+    notebook: Path  # the source notebook
+    kernel: str | None
+    takes_parameters: bool
+    pool_size: int
+    defaults: dict[str, Any]
+    declared: dict[str, NotebookParam] | None = field(default=None, repr=False)
+
+    @property
+    def cwd(self) -> Path:
+        """Where the dashboard's kernels run: beside the source notebook."""
+        return self.notebook.parent
+
+    @property
+    def default_path(self) -> str:
+        """The prepared default notebook, relative to the runtime folder."""
+        return f"{self.report}/{DEFAULT_NAME}"
+
+
+def collect(config: Config) -> dict[str, Dashboard]:
+    """The dashboards of a project, with their default parameters validated.
+
+    Raises:
+        ConfigError: listing every report whose default parameters do not fit its notebook.
+    """
+    dashboards, problems = {}, []
+    for name, report in config.reports.items():
+        if not report.dashboard:
+            continue
+        path = config.notebook_path(name)
+        try:
+            declared = notebook_parameters(path)
+            defaults = resolve_parameters(
+                name, path, report.parameter_sets()[0], declared=declared,
+                origin=f"{config.config_path.name}: reports.{name}.parameters",
+                takes_parameters=report.takes_parameters)
+        except ParameterError as exc:
+            problems.extend(exc.problems)
+            continue
+        dashboards[name] = Dashboard(name, report.title, path, report.kernel, report.takes_parameters,
+                                     report.pool_size, defaults, declared)
+    if problems:
+        raise ConfigError(problems)
+    return dashboards
+
+
+def prepare(dashboard: Dashboard, values: dict[str, Any]) -> nbformat.NotebookNode:
+    """The notebook Voila runs: parameters injected, kernel set, grid layout computed."""
+    nb = nbformat.read(dashboard.notebook, as_version=4)
+    if dashboard.kernel:
+        nb.metadata.setdefault("kernelspec", {})["name"] = dashboard.kernel
+    # The template decides; a notebook asking for voila-gridstack's template must not switch.
+    nb.metadata.pop("voila", None)
+    for cell in nb.cells:
+        cell.metadata.setdefault("tags", [])  # papermill's parameterizer expects these keys
+    nb.metadata.setdefault("papermill", {})
+    if values:
+        nb = parameterize_notebook(nb, values, report_mode=False)
+    nb = grid.annotate(nb, drop_empty=False)
+    nb.metadata.lab2land["dashboard"] = {"report": dashboard.report, "title": dashboard.title}
+    return nb
+
+
+def _write(nb: nbformat.NotebookNode, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".prepare-", suffix=".ipynb", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        nbformat.write(nb, handle)
+    os.replace(tmp, path)
+
+
+def write_default(dashboard: Dashboard, runtime_dir: Path) -> str:
+    """Prepare the default notebook in ``runtime_dir``; return its Voila path."""
+    _write(prepare(dashboard, dashboard.defaults), runtime_dir / dashboard.default_path)
+    return dashboard.default_path
+
+
+def parse_query(dashboard: Dashboard, arguments: dict[str, list[bytes]]) -> dict[str, Any]:
+    """Validate query-string parameters (``?region=north&top=5``) like the CLI's ``-p``.
+
+    Returns:
+        The parameters to run with: the report's defaults updated with the coerced values.
+
+    Raises:
+        ParameterError: listing every unknown name, repeated name and badly typed value.
+    """
+    texts, problems = {}, []
+    for name, raw in arguments.items():
+        if len(raw) != 1:
+            problems.append(f"query string.{name}: given {len(raw)} times; give each parameter once")
+            continue
+        try:
+            texts[name] = raw[0].decode("utf-8")
+        except UnicodeDecodeError:
+            problems.append(f"query string.{name}: value is not valid UTF-8")
+    try:
+        values = resolve_parameters(dashboard.report, dashboard.notebook, texts, declared=dashboard.declared,
+                                    from_text=True, origin="query string",
+                                    takes_parameters=dashboard.takes_parameters)
+    except ParameterError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise ParameterError(problems)
+    return {**dashboard.defaults, **values}
+
+
+def write_variant(dashboard: Dashboard, values: dict[str, Any], runtime_dir: Path) -> str:
+    """Prepare (or reuse) the notebook for non-default parameters; return its Voila path."""
+    if values == dashboard.defaults:
+        return dashboard.default_path
+    key = hashlib.sha256(json.dumps(values, sort_keys=True, default=repr).encode()).hexdigest()[:20]
+    relative = f"{dashboard.report}/q-{key}.ipynb"
+    path = runtime_dir / relative
+    if not path.exists():
+        _write(prepare(dashboard, values), path)
+        _prune(path.parent)
+    return relative
+
+
+def _prune(folder: Path) -> None:
+    variants = sorted(folder.glob("q-*.ipynb"), key=lambda p: p.stat().st_mtime)
+    for old in variants[:-MAX_QUERY_NOTEBOOKS]:
+        old.unlink(missing_ok=True)

@@ -1,0 +1,160 @@
+"""Tornado handlers and the kernel manager behind ``publish.py serve`` (see ``lab2land.serve``)."""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+from pathlib import Path
+
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from tornado import web
+from traitlets import Dict
+from voila.tornado.handler import TornadoVoilaHandler
+
+from lab2land import dashboards as dash
+from lab2land.params import ParameterError
+
+log = logging.getLogger("lab2land.serve")
+
+# Kinds of file a built site is made of. Anything else in the site folder (the executed
+# notebooks, data snapshots, scripts) is not served.
+SITE_SUFFIXES = {".html", ".css", ".js", ".mjs", ".json", ".svg", ".png", ".jpg", ".jpeg", ".gif", ".webp",
+                 ".ico", ".woff", ".woff2", ".ttf", ".xml", ".txt", ".map"}
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:50em;margin:3em auto;padding:0 1em;color:#222}}
+li{{margin:.3em 0}} code{{background:#f3f3f3;padding:0 .2em}}</style></head>
+<body><h1>{title}</h1>{body}<p><a href="/">Back to the reports</a></p></body></html>"""
+
+
+def page(title: str, body_html: str) -> str:
+    """A small self-contained HTML page (no external resources); ``title`` is escaped."""
+    return _PAGE.format(title=html.escape(title), body=body_html)
+
+
+class PlainErrorsMixin:
+    """Errors as a short page: never a traceback, never the server's template assets."""
+
+    def write_error(self, status_code: int, **kwargs) -> None:
+        reason = self._reason if hasattr(self, "_reason") else "Error"
+        self.set_header("Content-Type", "text/html; charset=UTF-8")
+        self.finish(page(f"{status_code} {reason}", "<p>The page could not be served.</p>"))
+
+
+class DashboardKernelManager(AsyncMappingKernelManager):
+    """Runs each dashboard's kernels in the folder of its source notebook.
+
+    Voila starts kernels in the folder of the notebook it serves, which for lab2land is the
+    private runtime folder of prepared notebooks; the notebooks expect their own folder.
+    """
+
+    kernel_dirs = Dict(config=True, help="Folder to run kernels in, by report name.")
+
+    def cwd_for_path(self, path, **kwargs):
+        report = str(path).replace(os.sep, "/").strip("/").split("/", 1)[0]
+        if report in self.kernel_dirs:
+            return self.kernel_dirs[report]
+        return super().cwd_for_path(path, **kwargs)
+
+
+class TrailingSlashHandler(PlainErrorsMixin, JupyterHandler):
+    """``/dashboards/<report>`` → ``/dashboards/<report>/`` (keeping the query string)."""
+
+    @web.authenticated
+    def get(self, report):
+        query = f"?{self.request.query}" if self.request.query else ""
+        self.redirect(f"/dashboards/{report}/{query}")
+
+
+class DashboardHandler(PlainErrorsMixin, TornadoVoilaHandler):
+    """A report's live dashboard, default parameters or validated query parameters."""
+
+    @web.authenticated
+    async def get(self, report):
+        dashboards: dict[str, dash.Dashboard] = self.settings["lab2land_dashboards"]
+        dashboard = dashboards.get(report)
+        if dashboard is None:
+            self._unknown(report, dashboards)
+            return
+        arguments = {k: v for k, v in self.request.arguments.items() if k != "token"}
+        try:
+            values = dash.parse_query(dashboard, arguments) if arguments else dashboard.defaults
+        except ParameterError as exc:
+            self._bad_query(dashboard, exc)
+            return
+        runtime_dir: Path = self.settings["lab2land_runtime_dir"]
+        self.notebook_path = dash.write_variant(dashboard, values, runtime_dir)
+        started = False
+        try:
+            async for snippet in self.get_generator(path=None):
+                started = True
+                self.write(snippet)
+                self.flush()
+        except Exception:
+            # A failing start (missing kernel, dead kernel) must not take the server down or
+            # show a traceback: the details go to the log, the viewer gets a notice.
+            log.exception("dashboard %r failed (notebook %s)", report, dashboard.notebook)
+            notice = ('<div class="l2l-failed" role="alert"><strong>This dashboard failed.</strong> '
+                      "It could not be computed; the details are in the server's log.</div>")
+            if started:
+                self.write(notice)
+            else:
+                self.set_status(500)
+                self.write(page(f"{dashboard.title}: this dashboard failed", notice))
+
+    def _unknown(self, report: str, dashboards: dict) -> None:
+        self.set_status(404)
+        items = "".join(f'<li><a href="/dashboards/{html.escape(n)}/">{html.escape(d.title)}</a></li>'
+                        for n, d in sorted(dashboards.items())) or "<li>none (set dashboard = true)</li>"
+        self.finish(page("No such dashboard", f"<p>There is no dashboard <code>{html.escape(report)}</code>. "
+                                              f"Dashboards:</p><ul>{items}</ul>"))
+
+    def _bad_query(self, dashboard: dash.Dashboard, exc: ParameterError) -> None:
+        self.set_status(400)
+        problems = "".join(f"<li>{html.escape(p)}</li>" for p in exc.problems)
+        valid = "".join(f"<li><code>{html.escape(p.describe())}</code></li>"
+                        for p in (dashboard.declared or {}).values()) or "<li>none</li>"
+        self.finish(page(f"{dashboard.title}: invalid parameters",
+                         f"<p>The query string has problems:</p><ul>{problems}</ul>"
+                         f"<p>This dashboard's parameters:</p><ul>{valid}</ul>"
+                         f'<p><a href="/dashboards/{html.escape(dashboard.report)}/">Open it with its '
+                         f"default parameters</a></p>"))
+
+
+class SiteHandler(PlainErrorsMixin, JupyterHandler, web.StaticFileHandler):
+    """The built site: allowlisted kinds of file inside the site folder, nothing else."""
+
+    @web.authenticated
+    def head(self, path):
+        return web.StaticFileHandler.get(self, path, include_body=False)
+
+    @web.authenticated
+    def get(self, path, include_body=True):
+        if path.strip("/") == "" and not (Path(self.root) / "index.html").is_file():
+            self._no_site()
+            return None
+        return web.StaticFileHandler.get(self, path, include_body=include_body)
+
+    def validate_absolute_path(self, root, absolute_path):
+        real_root = os.path.realpath(root)
+        real = os.path.realpath(absolute_path)
+        if os.path.commonpath([real_root, real]) != real_root:
+            raise web.HTTPError(404)  # outside the site, e.g. through a symbolic link
+        parts = Path(real).relative_to(real_root).parts
+        if any(part.startswith(".") for part in parts):
+            raise web.HTTPError(404)
+        if os.path.isfile(real) and Path(real).suffix.lower() not in SITE_SUFFIXES:
+            raise web.HTTPError(404)
+        return super().validate_absolute_path(root, absolute_path)
+
+    def _no_site(self) -> None:
+        dashboards = self.settings["lab2land_dashboards"]
+        items = "".join(f'<li><a href="/dashboards/{html.escape(n)}/">{html.escape(d.title)}</a></li>'
+                        for n, d in sorted(dashboards.items())) or "<li>none</li>"
+        self.set_status(404)
+        self.finish(page(self.settings["lab2land_site_title"],
+                         "<p>The site has not been built yet: run <code>publish.py build</code>.</p>"
+                         f"<p>Dashboards:</p><ul>{items}</ul>"))

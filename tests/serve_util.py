@@ -1,0 +1,152 @@
+"""Helpers for the ``publish.py serve`` tests: small projects and a real server subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import requests
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+def view(col, row, width, height, hidden=False) -> dict:
+    """Cell metadata in voila-gridstack's format."""
+    return {"extensions": {"jupyter_dashboards": {"views": {"grid_default": {
+        "col": col, "row": row, "width": width, "height": height, "hidden": hidden}}}}}
+
+
+def grid_notebook(cells: list, columns: int = 12, cell_height: int = 60) -> nbformat.NotebookNode:
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["extensions"] = {"jupyter_dashboards": {"activeView": "grid_default", "views": {"grid_default": {
+        "name": "grid", "type": "grid", "maxColumns": columns, "cellMargin": 10, "defaultCellHeight": cell_height}}}}
+    return nb
+
+
+def widgets_notebook() -> nbformat.NotebookNode:
+    """Title, slider, label and plotly figure laid out on the grid; one flowing cell; a parameter."""
+    return grid_notebook([
+        new_code_cell("n = 3\nlabel = 'flowing text'", metadata={"tags": ["parameters"]}),
+        new_markdown_cell("# Widgets demo", metadata=view(0, 0, 12, 1)),
+        new_code_cell(
+            "import ipywidgets as w\n"
+            "slider = w.IntSlider(value=n, min=0, max=10, description='n')\n"
+            "square = w.Label(value=f'square={n * n}')\n"
+            "slider.observe(lambda ch: setattr(square, 'value', f'square={ch.new * ch.new}'), 'value')\n"
+            "slider", metadata=view(0, 1, 4, 2)),
+        new_code_cell("square", metadata=view(4, 1, 8, 2)),
+        new_code_cell("import plotly.graph_objects as go\n"
+                      "go.Figure(go.Bar(x=['a', 'b', 'c'], y=[1, n, 2]))", metadata=view(0, 3, 6, 6)),
+        new_code_cell("x = 1  # no output: not shown", metadata=view(6, 3, 6, 2)),
+        new_code_cell("print(label, n)"),
+    ])
+
+
+def write_project(folder: Path, notebooks: dict[str, nbformat.NotebookNode], reports: dict[str, dict],
+                  extra: str = "") -> Path:
+    """Write notebooks and a publish.toml with one ``[reports.<name>]`` table per report."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, nb in notebooks.items():
+        nbformat.write(nb, folder / name)
+    lines = ['[site]', 'title = "Serve test"', extra]
+    for name, table in reports.items():
+        lines.append(f"[reports.{name}]")
+        lines.extend(f"{key} = {json.dumps(value)}" for key, value in table.items() if not isinstance(value, dict))
+        for key, value in table.items():
+            if isinstance(value, dict):
+                inner = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
+                lines.append(f"{key} = {{ {inner} }}")
+    (folder / "publish.toml").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``publish.py serve`` running as a subprocess on a free port."""
+
+    def __init__(self, project: Path, *, token: str | None = None, env: dict | None = None,
+                 host: str = "127.0.0.1"):
+        self.port = free_port()
+        self.host = host
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = project / "serve.log"
+        args = [sys.executable, str(ROOT / "publish.py"), "--project", str(project), "serve",
+                "--host", host, "--port", str(self.port)]
+        if token:
+            args += ["--token", token]
+        full_env = {**os.environ, "LAB2LAND_CULL_IDLE_SECONDS": "6", "LAB2LAND_CULL_INTERVAL_SECONDS": "2",
+                    **(env or {})}
+        if "LAB2LAND_TOKEN" not in (env or {}):
+            full_env.pop("LAB2LAND_TOKEN", None)  # the tests decide whether a token is set
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+        self._wait_up()
+
+    def _wait_up(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited with {self.proc.returncode}:\n{self.log_path.read_text()}")
+            try:
+                requests.get(self.url + "/voila/static/voila.js", timeout=2)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise RuntimeError(f"serve did not come up:\n{self.log_path.read_text()}")
+
+    def kernels(self) -> list[psutil.Process]:
+        """The kernel processes the server started."""
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+        return [p for p in children if _is_kernel(p)]
+
+    def wait_kernels(self, count: int, timeout: float = 60) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.kernels()) == count:
+                return count
+            time.sleep(0.5)
+        return len(self.kernels())
+
+    def stop(self, sig=signal.SIGINT, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def _is_kernel(proc: psutil.Process) -> bool:
+    try:
+        return "ipykernel_launcher" in " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
+
+
+def config_data(html_text: str) -> dict:
+    """The ``jupyter-config-data`` JSON of a Voila page (kernel id, base url)."""
+    start = html_text.index('id="jupyter-config-data"')
+    body = html_text[html_text.index(">", start) + 1:html_text.index("</script>", start)]
+    return json.loads(body)
