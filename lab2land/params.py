@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from papermill.inspection import inspect_notebook
+from papermill.translators import papermill_translators
 
 # Parameters lab2land fills in itself when a notebook declares them.
 RUN_ID = "run_id"
@@ -87,14 +87,20 @@ def notebook_parameters(path: Path) -> dict[str, NotebookParam] | None:
     if not has_parameters_cell(nb):
         return None
     _check_syntax(path, nb)
+    # papermill's translators parse the cell; we call them directly because its inspect_notebook()
+    # refuses notebooks without kernelspec metadata, which lab2land runs with python3.
+    kernel = nb.metadata.get("kernelspec", {}).get("name") or "python3"
+    language = nb.metadata.get("kernelspec", {}).get("language") or nb.metadata.get(
+        "language_info", {}).get("name") or "python"
+    cell = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
     found = {}
-    for name, info in inspect_notebook(str(path)).items():
+    for info in papermill_translators.find_translator(kernel, language).inspect(cell):
         try:
-            default = ast.literal_eval(info["default"])
+            default = ast.literal_eval(info.default)
         except (ValueError, SyntaxError, TypeError):
             default = _NO_DEFAULT
-        found[name] = NotebookParam(name, info["default"], default,
-                                    _type_name(info["inferred_type_name"], default), info.get("help", ""))
+        found[info.name] = NotebookParam(info.name, info.default, default,
+                                         _type_name(info.inferred_type_name, default), info.help or "")
     return found
 
 
