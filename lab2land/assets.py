@@ -2,8 +2,8 @@
 
 Every page references these by relative URL, so the site works from any static host and
 from ``file://`` with no network: plotly.js (shipped by the plotly package), the Jupyter
-widget manager bundle (fetched from the npm registry once, at setup, by
-:func:`fetch_vendor_assets`), the notebook CSS (from nbconvert's ``lab`` template) and
+widget manager bundle (fetched and MathJax, fetched from the npm registry once,
+at setup, by :func:`fetch_vendor_assets`), the notebook CSS (from nbconvert's ``lab`` template) and
 lab2land's own CSS and JS (``templates/site/static/``).
 
 Run ``python -m lab2land.assets fetch`` once (``make setup`` does) before publishing.
@@ -12,6 +12,7 @@ Run ``python -m lab2land.assets fetch`` once (``make setup`` does) before publis
 from __future__ import annotations
 
 import base64
+import fnmatch
 import hashlib
 import json
 import os
@@ -29,19 +30,33 @@ import lab2land
 TEMPLATES_DIR = Path(lab2land.__file__).resolve().parent.parent / "templates"
 VENDOR_DIR = Path(lab2land.__file__).resolve().parent / "static" / "vendor"
 
-# The non-AMD widget manager: dist/embed.js renders every widget-view data block from the
-# widget-state block on window load, with no require.js. Pinned with its registry integrity
-# so a re-published tarball cannot slip in unnoticed.
-HTML_MANAGER = {
-    "name": "@jupyter-widgets/html-manager",
-    "version": "1.0.15",
-    "integrity": "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
+# Third-party JS fetched once from the npm registry, pinned with its registry integrity so
+# a re-published tarball cannot slip in unnoticed. `files` maps tarball paths (prefixes) to
+# paths under vendor/<key>/; `assets` is where install_assets puts vendor/<key>/.
+VENDOR_PACKAGES = {
+    # The non-AMD widget manager: dist/embed.js renders every widget-view data block from
+    # the widget-state block on window load, with no require.js. Its CSS loads the Font
+    # Awesome fonts relative to the script (woff2/woff/ttf kept; eot/svg serve only old
+    # browsers); the source map and AMD bundles are left out.
+    "html-manager": {
+        "name": "@jupyter-widgets/html-manager",
+        "version": "1.0.15",
+        "integrity": "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
+        "files": {"package/dist/embed.js": "embed.js", "package/dist/embed.js.LICENSE.txt": "LICENSE.txt",
+                  "package/dist/*.woff2": "", "package/dist/*.woff": "", "package/dist/*.ttf": ""},
+        "assets": "widgets",
+    },
+    # MathJax 3, for notebooks with math only: the all-in-one TeX bundle (so it never loads
+    # extensions on demand) and the CHTML fonts it finds relative to itself.
+    "mathjax": {
+        "name": "mathjax",
+        "version": "3.2.2",
+        "integrity": "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==",
+        "files": {"package/es5/tex-chtml-full.js": "tex-chtml-full.js", "package/LICENSE": "LICENSE",
+                  "package/es5/output/chtml/fonts/woff-v2/*.woff": "output/chtml/fonts/woff-v2/"},
+        "assets": "mathjax",
+    },
 }
-# Of the tarball, what embed.js needs at run time: itself and the Font Awesome fonts its
-# CSS loads relative to the script (woff2/woff/ttf; the eot and svg fonts only serve old
-# browsers). The source map and AMD bundles are left out.
-_WIDGET_FILE_SUFFIXES = (".woff2", ".woff", ".ttf")
-_WIDGET_FILES = ("embed.js", "embed.js.LICENSE.txt")
 
 
 class AssetError(RuntimeError):
@@ -73,32 +88,36 @@ def install_assets(site_dir: Path) -> Path:
 def fetch_vendor_assets() -> None:
     """Download third-party JS needed offline from the npm registry into lab2land/static/vendor/.
 
-    Uses ``npm pack`` (the registry's ordinary client) for the pinned
-    ``@jupyter-widgets/html-manager`` and checks its integrity. Does nothing when the pinned
-    version is already there. Called once at setup (``python -m lab2land.assets fetch``).
+    Uses ``npm pack`` (the registry's ordinary client) for each pinned package in
+    ``VENDOR_PACKAGES`` (the Jupyter widget manager, MathJax) and checks its integrity.
+    Packages already there at the pinned version are skipped. Called once at setup
+    (``python -m lab2land.assets fetch``).
 
     Raises:
-        AssetError: npm is missing, ``npm pack`` failed, or the tarball is not the pinned one.
+        AssetError: npm is missing, ``npm pack`` failed, or a tarball is not the pinned one.
     """
-    target = VENDOR_DIR / "html-manager"
-    if _vendor_manifest().get(HTML_MANAGER["name"]) == HTML_MANAGER and _widget_files_present(target):
+    manifest = {k: v for k, v in _vendor_manifest().items() if k in VENDOR_PACKAGES}
+    wanted = {key: {k: pkg[k] for k in ("name", "version", "integrity")} for key, pkg in VENDOR_PACKAGES.items()}
+    todo = [key for key in VENDOR_PACKAGES
+            if manifest.get(key) != wanted[key] or not (VENDOR_DIR / key).is_dir()]
+    if not todo:
         return
     npm = shutil.which("npm")
     if npm is None:
         raise AssetError("npm is not installed, and it is needed once to fetch the Jupyter widget "
-                         "manager: install it (Debian: `apt-get install npm`) and run "
+                         "manager and MathJax: install it (Debian: `apt-get install npm`) and run "
                          "`python -m lab2land.assets fetch`")
     VENDOR_DIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=VENDOR_DIR) as tmp:
-        tarball = _npm_pack(npm, Path(tmp))
-        staged = Path(tmp) / "html-manager"
-        _extract_widget_files(tarball, staged)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staged, target)
-    manifest = _vendor_manifest()
-    manifest[HTML_MANAGER["name"]] = HTML_MANAGER
-    _write_if_changed(VENDOR_DIR / "manifest.json", json.dumps(manifest, indent=2).encode() + b"\n")
+    for key in todo:
+        with tempfile.TemporaryDirectory(dir=VENDOR_DIR) as tmp:
+            tarball = _npm_pack(npm, Path(tmp), VENDOR_PACKAGES[key])
+            staged = Path(tmp) / key
+            _extract(tarball, staged, VENDOR_PACKAGES[key]["files"])
+            if (VENDOR_DIR / key).exists():
+                shutil.rmtree(VENDOR_DIR / key)
+            os.replace(staged, VENDOR_DIR / key)
+        manifest[key] = wanted[key]
+        _write_if_changed(VENDOR_DIR / "manifest.json", json.dumps(manifest, indent=2).encode() + b"\n")
 
 
 # --- internals ---------------------------------------------------------------------------
@@ -109,11 +128,13 @@ def _asset_files() -> list[tuple[str, bytes]]:
     static = TEMPLATES_DIR / "site" / "static"
     files += [(p.relative_to(static).as_posix(), p.read_bytes())
               for p in sorted(static.rglob("*")) if p.is_file()]
-    widgets = VENDOR_DIR / "html-manager"
-    if not _widget_files_present(widgets):
-        raise AssetError(f"the Jupyter widget manager is missing from {widgets}: run "
-                         "`python -m lab2land.assets fetch` (part of `make setup`) once")
-    files += [(f"widgets/{p.name}", p.read_bytes()) for p in sorted(widgets.iterdir()) if p.is_file()]
+    for key, pkg in VENDOR_PACKAGES.items():
+        source = VENDOR_DIR / key
+        if _vendor_manifest().get(key, {}).get("version") != pkg["version"] or not source.is_dir():
+            raise AssetError(f"{pkg['name']} {pkg['version']} is missing from {source}: run "
+                             "`python -m lab2land.assets fetch` (part of `make setup`) once")
+        files += [(f"{pkg['assets']}/{p.relative_to(source).as_posix()}", p.read_bytes())
+                  for p in sorted(source.rglob("*")) if p.is_file()]
     return files
 
 
@@ -175,45 +196,42 @@ def _vendor_manifest() -> dict:
         return {}
 
 
-def _widget_files_present(directory: Path) -> bool:
-    return (directory / "embed.js").is_file() and any(
-        p.suffix in _WIDGET_FILE_SUFFIXES for p in directory.glob("*"))
-
-
-def _npm_pack(npm: str, workdir: Path) -> Path:
-    spec = f"{HTML_MANAGER['name']}@{HTML_MANAGER['version']}"
+def _npm_pack(npm: str, workdir: Path, pkg: dict) -> Path:
+    spec = f"{pkg['name']}@{pkg['version']}"
     proc = subprocess.run([npm, "pack", "--json", spec], cwd=workdir, capture_output=True,
                           text=True, check=False)
     if proc.returncode != 0:
         raise AssetError(f"`npm pack {spec}` failed (exit {proc.returncode}); is the npm registry "
                          f"reachable?\n{proc.stderr.strip()}")
     try:
-        info = json.loads(proc.stdout)[0]
+        filename = json.loads(proc.stdout)[0]["filename"]
     except (ValueError, IndexError, KeyError) as exc:
         raise AssetError(f"`npm pack --json {spec}` printed no package info: {proc.stdout[:500]!r}") from exc
-    if info.get("integrity") != HTML_MANAGER["integrity"]:
-        raise AssetError(f"{spec} from the registry has integrity {info.get('integrity')!r}, "
-                         f"expected {HTML_MANAGER['integrity']!r}: refusing to use it")
-    tarball = workdir / info["filename"]
-    expected = HTML_MANAGER["integrity"].split("-", 1)[1]
-    actual = base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode()
+    # npm names scoped tarballs without the "@"; be tolerant of either spelling.
+    tarball = workdir / filename.lstrip("@").replace("/", "-")
+    algorithm, expected = pkg["integrity"].split("-", 1)
+    actual = base64.b64encode(hashlib.new(algorithm, tarball.read_bytes()).digest()).decode()
     if actual != expected:
-        raise AssetError(f"{tarball.name} does not match its registry integrity: refusing to use it")
+        raise AssetError(f"{tarball.name} does not match the pinned integrity of {spec}: refusing to use it")
     return tarball
 
 
-def _extract_widget_files(tarball: Path, dest: Path) -> None:
+def _extract(tarball: Path, dest: Path, files: dict[str, str]) -> None:
+    """Copy the selected members of an npm tarball: ``{"package/x/*.woff": "fonts/", ...}``."""
     dest.mkdir(parents=True)
     with tarfile.open(tarball, "r:gz") as tar:
         for member in tar.getmembers():
-            name = Path(member.name)
-            if not member.isfile() or name.parent.as_posix() != "package/dist":
+            if not member.isfile():
                 continue
-            if name.name in _WIDGET_FILES or name.suffix in _WIDGET_FILE_SUFFIXES:
-                with tar.extractfile(member) as src:
-                    (dest / name.name).write_bytes(src.read())
-    if not (dest / "embed.js").is_file():
-        raise AssetError(f"{tarball.name} has no package/dist/embed.js: the pinned version changed layout")
+            for pattern, target in files.items():
+                if fnmatch.fnmatchcase(member.name, pattern) and "/" not in member.name[len(pattern.split("*")[0]):]:
+                    out = dest / (target + Path(member.name).name if target.endswith("/") or not target else target)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as src:
+                        out.write_bytes(src.read())
+    for pattern, target in files.items():
+        if "*" not in pattern and not (dest / target).is_file():
+            raise AssetError(f"{tarball.name} has no {pattern}: the pinned version changed layout")
 
 
 def main(argv: list[str] | None = None) -> int:

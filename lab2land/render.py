@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 import threading
 from pathlib import Path
 
@@ -146,6 +147,7 @@ def render_version(nb: nbformat.NotebookNode, page: dict, *, show_code: bool = F
             "show_code": bool(show_code),
             "has_plotly": _has_output(nb, PLOTLY_MIME),
             "has_widgets": _has_widgets(nb),
+            "has_math": _has_math(nb),
             "failed_cell": False,  # set by ReportPreprocessor
             "report_root": _dirname(page["links"]["versions_js"]),
             "csp": _csp(widgets=_has_widgets(nb)),
@@ -370,6 +372,23 @@ def _has_output(nb: nbformat.NotebookNode, mime: str) -> bool:
 def _has_widgets(nb: nbformat.NotebookNode) -> bool:
     state = nb.metadata.get("widgets", {}).get(WIDGET_STATE_MIME, {}).get("state")
     return bool(state) and _has_output(nb, WIDGET_VIEW_MIME)
+
+
+# TeX delimiters as Jupyter's markdown renderer recognizes them; "$5 and $10" counts too,
+# as it would in Jupyter (where it also renders as math).
+_MATH = re.compile(r"\$\$|\$[^$\n]+\$|\\\(|\\\[|\\begin\{")
+
+
+def _has_math(nb: nbformat.NotebookNode) -> bool:
+    """Whether the page needs MathJax: TeX in a markdown cell or a LaTeX/markdown output."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and _MATH.search(cell.source):
+            return True
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if "text/latex" in data or _MATH.search(data.get("text/markdown", "")):
+                return True
+    return False
 
 
 def _dirname(url: str) -> str:

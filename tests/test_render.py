@@ -25,7 +25,8 @@ PLOTLY_MIME = "application/vnd.plotly.v1+json"
 
 EXECUTED_CELLS = [
     ("code", "region = 'north'\nrows = 3", ["parameters"]),
-    ("markdown", f"# Weekly sales\nSome <b>bold</b> text {XSS_SCRIPT} and {XSS_IMG}", []),
+    ("markdown", f"# Weekly sales\nSome <b>bold</b> text {XSS_SCRIPT} and {XSS_IMG}\n\n"
+                 "Growth is $\\frac{a}{b} < 1$.", []),
     ("code", "import plotly.graph_objects as go\n"
              f"go.Figure(go.Bar(x=['a', 'b'], y=[1, 3]), layout_title_text={XSS_TITLE!r}).show()", []),
     ("code", "import ipywidgets as w\nw.IntSlider(value=7, description='level')", []),
@@ -255,6 +256,15 @@ def test_csp_forbids_inline_script(ok_html, executed_nb):
     assert "widgets/embed.js" not in plain
 
 
+def test_mathjax_is_local_and_only_loaded_for_math(ok_html):
+    soup = soup_of(ok_html)
+    srcs = [s["src"] for s in soup.select("script[src]")]
+    assert srcs.index("../../assets/mathjax-config.js") < srcs.index("../../assets/mathjax/tex-chtml-full.js")
+    assert "$\\frac{a}{b} &lt; 1$" in ok_html  # TeX kept for MathJax, escaped
+    plain = render.render_version(failed_notebook(), page_context("failed"))
+    assert "mathjax" not in plain.lower()
+
+
 def test_page_weight_is_small(ok_html):
     assert len(ok_html.encode()) < 150_000
 
@@ -428,7 +438,9 @@ def test_template_dirs_override_and_fingerprint(tmp_path):
 def test_install_assets_is_complete_and_idempotent(tmp_path):
     out = assets.install_assets(tmp_path)
     assert out == tmp_path / "assets"
-    for name in ("plotly.min.js", "notebook.css", "lab2land.css", "lab2land.js", "widgets/embed.js"):
+    for name in ("plotly.min.js", "notebook.css", "lab2land.css", "lab2land.js", "widgets/embed.js",
+                 "mathjax-config.js", "mathjax/tex-chtml-full.js",
+                 "mathjax/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff"):
         assert (out / name).stat().st_size > 0, name
     assert list((out / "widgets").glob("*.woff2"))  # embed.js loads its icon fonts from beside it
     css = (out / "notebook.css").read_text() + (out / "lab2land.css").read_text()

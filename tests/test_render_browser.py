@@ -73,6 +73,9 @@ def test_version_page_draws_plot_and_widget_offline(site, page, dialogs):
     assert page.locator(".js-plotly-plot .gtitle").text_content() == XSS_TITLE
     assert "<script>alert(1)</script>" in page.locator("table.dataframe").inner_text()
     assert page.title().startswith("Sales & Margin")  # the Javascript() output did not run
+    # MathJax (local) typeset the markdown's TeX; tables are left alone
+    page.locator(".jp-MarkdownCell mjx-container").first.wait_for(state="visible", timeout=20_000)
+    assert page.locator("table mjx-container").count() == 0
     page.wait_for_timeout(300)
     page.screenshot(path=str(SHOTS / "l2l_version.png"), full_page=True)
     assert_clean(page, dialogs)
