@@ -74,6 +74,7 @@ class ReportPreprocessor(Preprocessor):
         grid = _grid_spec(nb.metadata) if self.layout == "grid" else None
         if grid:
             l2l["grid_style"] = f"--l2l-cols: {grid[0]}; --l2l-row-h: {grid[1]}px"
+        sanitize.drop_unrenderable_widget_views(nb)
         kept = []
         for index, cell in enumerate(nb.cells):
             tags = set(cell.metadata.get("tags", []))
@@ -85,7 +86,7 @@ class ReportPreprocessor(Preprocessor):
                 l2l["failed_cell"] = True
             elif cell.cell_type == "code":
                 cell.outputs = [] if tags & _REMOVE_OUTPUT else [
-                    o for o in cell.get("outputs", []) if not _script_only(o)]
+                    o for o in cell.get("outputs", []) if not sanitize.is_script_only(o)]
                 if not self.show_code or tags & _HIDE_INPUT:
                     cell.metadata.setdefault("transient", {})["remove_source"] = True
                     if not cell.get("outputs"):
@@ -235,13 +236,6 @@ def _failing_cell(cells: list, cell_index: int | None) -> int | None:
     if isinstance(cell_index, int) and 0 <= cell_index < len(cells):
         return cell_index
     return None
-
-
-def _script_only(output) -> bool:
-    """An output that is script plus, at most, its useless text repr
-    (``<IPython.core.display.Javascript object>``): pages never run it, so drop it whole."""
-    data = set(output.get("data", {}))
-    return "application/javascript" in data and not data - {"application/javascript", "text/plain"}
 
 
 def _dig(meta: dict, keys: tuple[str, ...]) -> dict:

@@ -4,12 +4,15 @@ Report pages show whatever a notebook printed, and notebooks print data: a custo
 like ``<img src=x onerror=...>`` must show as text, never run. HTML outputs and rendered
 markdown go through nh3 (an allow-list sanitizer); JSON that pages read back from
 ``<script type="application/json">`` blocks is escaped so no data can close the tag.
+Outputs that could only show by running script (``application/javascript``, third-party
+widgets whose code would come from a CDN) are dropped or fall back to their text.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import nh3
@@ -41,6 +44,8 @@ ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
 }
 
 _URL_SCHEMES = {"http", "https", "mailto"}
+_WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
+_WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
 
 
 def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
@@ -124,3 +129,45 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
     raise TypeError(f"cannot put a {type(value).__name__} into a page data block: {value!r}")
+
+
+# Widget modules the bundled embed.js can draw without loading code from elsewhere.
+_BUILTIN_WIDGET_MODULES = {"@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output"}
+
+
+def drop_unrenderable_widget_views(nb) -> None:
+    """Fall back to the text repr for widget views embed.js cannot draw offline.
+
+    A third-party widget (bqplot, ipyleaflet, ...) anywhere in a view's tree of models would
+    need its JavaScript from a CDN, which pages never load; the view's mimetype is removed
+    from the output (in place) so its ``text/plain`` shows instead of an empty box.
+
+    Args:
+        nb: A notebook whose ``metadata.widgets`` holds the saved widget state.
+    """
+    state = nb.metadata.get("widgets", {}).get(_WIDGET_STATE_MIME, {}).get("state") or {}
+    memo: dict[str, bool] = {}
+
+    def drawable(model_id: str, seen: frozenset = frozenset()) -> bool:
+        if model_id not in memo:
+            model = state.get(model_id)
+            ok = isinstance(model, dict) and model.get("model_module") in _BUILTIN_WIDGET_MODULES
+            refs = re.findall(r"IPY_MODEL_([0-9a-f]+)", json.dumps(model.get("state", {}))) if ok else []
+            memo[model_id] = ok and all(r in seen or drawable(r, seen | {model_id}) for r in refs)
+        return memo[model_id]
+
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(_WIDGET_VIEW_MIME)
+            if isinstance(view, dict) and not drawable(str(view.get("model_id"))):
+                del out["data"][_WIDGET_VIEW_MIME]
+
+
+def is_script_only(output) -> bool:
+    """Whether an output is script plus, at most, its useless text repr.
+
+    Pages never run ``application/javascript``; what is left of such an output is
+    ``<IPython.core.display.Javascript object>``, so callers drop it whole.
+    """
+    data = set(output.get("data", {}))
+    return "application/javascript" in data and not data - {"application/javascript", "text/plain"}

@@ -246,6 +246,27 @@ def test_widget_view_and_saved_state_are_embedded(ok_html):
     assert soup.select_one('script[src="../../assets/widgets/embed.js"]') is not None
 
 
+def test_third_party_widgets_fall_back_to_text():
+    """embed.js can only draw the built-in widgets offline; a bqplot figure (even inside a
+    built-in VBox) shows its text repr instead of an empty box."""
+    model = lambda module, name, **state: {"model_module": module, "model_name": name,  # noqa: E731
+                                           "model_module_version": "*", "state": state}
+    state = {"aa01": model("@jupyter-widgets/controls", "VBoxModel", children=["IPY_MODEL_bb02"]),
+             "bb02": model("bqplot", "FigureModel"),
+             "cc03": model("@jupyter-widgets/controls", "IntSliderModel", value=3)}
+    nb = v4.new_notebook()
+    nb.metadata.widgets = {"application/vnd.jupyter.widget-state+json": {"state": state, "version_major": 2,
+                                                                         "version_minor": 0}}
+    for model_id, text in (("aa01", "VBox(children=(Figure(),))"), ("cc03", "IntSlider(value=3)")):
+        view = {"model_id": model_id, "version_major": 2, "version_minor": 0}
+        nb.cells.append(v4.new_code_cell("w", outputs=[v4.new_output(
+            "display_data", data={"application/vnd.jupyter.widget-view+json": view, "text/plain": text})]))
+    soup = soup_of(render.render_version(nb, page_context()))
+    views = soup.select('script[type="application/vnd.jupyter.widget-view+json"]')
+    assert [json.loads(v.string)["model_id"] for v in views] == ["cc03"]
+    assert "VBox(children=(Figure(),))" in soup.get_text()
+
+
 def test_csp_forbids_inline_script(ok_html, executed_nb):
     csp = soup_of(ok_html).select_one('meta[http-equiv="Content-Security-Policy"]')["content"]
     assert "default-src 'none'" in csp and "script-src 'self' 'unsafe-eval';" in csp
