@@ -159,6 +159,11 @@ def _expected(param: NotebookParam) -> str:
     return f"{param.type_name} ({examples.get(param.type_name, 'any value')}, default {param.default_source})"
 
 
+def _key(origin: str, name: str) -> str:
+    # "publish.toml: reports.kpi.parameters" + ".region"; "-p" + " region"
+    return f"{origin}.{name}" if origin.endswith(("parameters", "]")) else f"{origin} {name}"
+
+
 def resolve_parameters(report: str, notebook_path: Path, values: dict[str, Any], *,
                        declared: dict[str, NotebookParam] | None = None,
                        from_text: bool = False, origin: str = "parameters",
@@ -193,13 +198,13 @@ def resolve_parameters(report: str, notebook_path: Path, values: dict[str, Any],
     for name, value in values.items():
         param = declared.get(name)
         if param is None:
-            problems.append(f"{origin}.{name}: unknown parameter {name!r} for notebook "
-                            f"{notebook_path.name} (valid: {valid})")
+            problems.append(f"{_key(origin, name)}: unknown parameter {name!r} for report {report!r} "
+                            f"(notebook {notebook_path.name}; valid: {valid})")
             continue
         try:
             resolved[name] = coerce(param, value, from_text=from_text)
         except (ValueError, TypeError, json.JSONDecodeError):
-            problems.append(f"{origin}.{name}: expected {_expected(param)}, got {value!r}")
+            problems.append(f"{_key(origin, name)}: expected {_expected(param)}, got {value!r}")
     if problems:
         raise ParameterError(problems)
     return resolved

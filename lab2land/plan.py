@@ -63,9 +63,9 @@ def _kernel(name: str, report: ReportConfig, path: Path, installed: dict[str, st
     else:
         nb = nbformat.read(str(path), as_version=4)
         kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
-        where = f"reports.{name}: kernel {kernel!r} named in {report.notebook}'s metadata"
+        where = f"reports.{name}: kernel {kernel!r} (from {report.notebook}'s metadata)"
     if kernel not in installed:
-        problems.append(f"{where}: kernel {kernel!r} is not installed (installed: {', '.join(sorted(installed))}); "
+        problems.append(f"{where} is not installed (installed: {', '.join(sorted(installed))}); "
                         f"set `kernel = \"python3\"` in [reports.{name}] or install it")
     return kernel
 
@@ -116,7 +116,7 @@ def plan_runs(config: Config, selected: Optional[list[str]] = None,
         problems.extend(_source_problems(cfg_name, name, report, declared or {}))
         sets = report.parameter_sets()
         for index, ((key, label), values) in enumerate(zip(variant_names(sets), sets)):
-            suffix = f"[{index}]" if isinstance(report.parameters, list) else ""
+            suffix = f"[{index}]" if isinstance(report.parameters, list) else ""  # which set, for messages
             try:
                 resolved = resolve_parameters(
                     name, path, values, declared=declared, takes_parameters=report.takes_parameters,
@@ -124,7 +124,7 @@ def plan_runs(config: Config, selected: Optional[list[str]] = None,
                 if overrides:
                     resolved.update(resolve_parameters(name, path, overrides, declared=declared, from_text=True,
                                                        takes_parameters=report.takes_parameters,
-                                                       origin=f"-p (report {name})"))
+                                                       origin="-p"))
             except ParameterError as exc:
                 problems.extend(exc.problems)
                 continue

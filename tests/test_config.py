@@ -106,7 +106,8 @@ def test_every_setting_is_documented(model):
         if field.exclude:
             continue
         assert field.description, f"{model.__name__}.{name} has no description"
-        assert f"`{name}`" in readme, f"README.md does not document `{name}` ({model.__name__})"
+        documented = f"`[{name}" if model is Config else f"`{name}`"  # tables appear as `[site]`, `[reports.<name>]`
+        assert documented in readme, f"README.md does not document {documented}` ({model.__name__})"
 
 
 def test_cli_reports_config_errors_with_exit_2_and_starts_no_kernel(tmp_path):

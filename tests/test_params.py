@@ -42,10 +42,10 @@ def test_wrong_types_and_unknown_names_are_all_reported(tmp_path):
     with pytest.raises(ParameterError) as info:
         resolve_parameters("kpi", path, {"months": "3.5", "regoin": "x", "verbose": "maybe"}, from_text=True,
                            origin="-p")
-    assert info.value.problems[0] == "-p.months: expected int (a whole number, default 3), got '3.5'"
-    assert info.value.problems[1].startswith("-p.regoin: unknown parameter 'regoin' for notebook nb.ipynb (valid: "
-                                             "region: str = \"north\", months: int = 3")
-    assert info.value.problems[2] == "-p.verbose: expected bool (true or false, default False), got 'maybe'"
+    assert info.value.problems[0] == "-p months: expected int (a whole number, default 3), got '3.5'"
+    assert info.value.problems[1].startswith("-p regoin: unknown parameter 'regoin' for report 'kpi' (notebook "
+                                             "nb.ipynb; valid: region: str = \"north\", months: int = 3")
+    assert info.value.problems[2] == "-p verbose: expected bool (true or false, default False), got 'maybe'"
 
 
 def test_toml_values_must_match_except_int_to_float(tmp_path):
