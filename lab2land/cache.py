@@ -57,8 +57,13 @@ def schedule_problem(schedule: str) -> Optional[str]:
 
 
 def last_due(schedule: str, now: datetime) -> datetime:
-    """The most recent time at or before ``now`` when the schedule fired."""
-    return croniter(cron_expression(schedule), now).get_prev(datetime)
+    """The most recent time at or before ``now`` when the schedule fired (times are UTC when
+    ``now`` is, as in builds)."""
+    expression = cron_expression(schedule)
+    previous = croniter(expression, now).get_prev(datetime)
+    # get_prev is strictly before ``now``: at 06:00:00 sharp "0 6 * * *" fired now, not yesterday.
+    following = croniter(expression, previous).get_next(datetime)
+    return following if following <= now else previous
 
 
 def _parse(text: Optional[str]) -> Optional[datetime]:

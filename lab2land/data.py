@@ -10,7 +10,9 @@ Loaders are a registry keyed by source kind (``path``, ``sql``, ``loader``).
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -25,6 +27,7 @@ from typing import Callable, Optional
 from .config import Config, SourceConfig
 
 SNAPSHOTS = Path(".lab2land") / "snapshots"
+LOADER_TIMEOUT_S = 1800  # a loader script running longer is stopped and its source fails
 _KINDS = {"int": "iu", "float": "fiu", "str": "OSU", "bool": "b", "datetime": "M"}
 
 
@@ -76,15 +79,24 @@ def read_frame(path: Path):
 
 
 def _count_rows(path: Path) -> Optional[int]:
+    """Rows of a snapshot file, or None when the format does not say (folders, other JSON)."""
     if path.is_dir():
         return None
     if _suffix(path) == "csv":
-        with open(path, "rb") as fh:
-            return max(sum(1 for _ in fh) - 1, 0)
+        # Records, not lines: a quoted field may span lines.
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            return max(sum(1 for _ in csv.reader(fh)) - 1, 0)
     if _suffix(path) == "parquet":
         import pyarrow.parquet as pq
 
         return pq.ParquetFile(path).metadata.num_rows
+    if _suffix(path) == "json":
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError):
+            return None
+        return len(data) if isinstance(data, list) else None
     return None
 
 
@@ -94,13 +106,21 @@ def _store(project: Path, name: str, produced: Path, ext: str) -> tuple[Path, st
     folder = project / SNAPSHOTS
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / (f"{name}-{digest[:16]}.{ext}" if ext else f"{name}-{digest[:16]}")
-    if not target.exists():
-        tmp = folder / f".{target.name}.{os.getpid()}.tmp"
-        if produced.is_dir():
-            shutil.copytree(produced, tmp)
-        else:
-            shutil.copyfile(produced, tmp)
+    if target.exists():
+        os.utime(target)  # in use again: prune_snapshots measures age from the last use
+        return target, digest
+    tmp = folder / f".{target.name}.{os.getpid()}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    if produced.is_dir():
+        shutil.copytree(produced, tmp)
+    else:
+        shutil.copyfile(produced, tmp)
+    try:
         os.replace(tmp, target)
+    except OSError:  # a concurrent build stored the same folder first: same content, keep theirs
+        if not target.exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return target, digest
 
 
@@ -111,34 +131,75 @@ def _load_path(project: Path, name: str, source: SourceConfig, workdir: Path) ->
     return path
 
 
+def _sqlite_file(url) -> Optional[str]:
+    """The file a ``sqlite`` URL names, or None for in-memory and ``file:`` URI databases."""
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return database
+
+
 def resolve_url(project: Path, url: str) -> str:
-    """Make a relative SQLite path absolute, relative to the project (``sqlite:///data/x.db``)."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        return prefix + str((project / url[len(prefix):]).resolve())
-    return url
+    """The URL to connect to: a relative SQLite path is made absolute, relative to the project
+    (``sqlite:///data/x.db``); ``postgresql://`` uses psycopg 3 when psycopg2 is not installed."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return url  # create_engine reports it, with the source's name
+    database = _sqlite_file(parsed)
+    if database and not Path(database).is_absolute():
+        parsed = parsed.set(database=str((project / database).resolve()))
+    if parsed.drivername == "postgresql" and not _importable("psycopg2") and _importable("psycopg"):
+        parsed = parsed.set(drivername="postgresql+psycopg")  # SQLAlchemy 2.0 defaults to psycopg2
+    return parsed.render_as_string(hide_password=False)
+
+
+def _importable(module: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None
 
 
 def _load_sql(project: Path, name: str, source: SourceConfig, workdir: Path) -> Path:
     import pandas as pd
     import sqlalchemy
+    from sqlalchemy.engine import make_url
 
     url = resolve_url(project, source.url)
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
-        raise SourceError(f"database file not found: {source.url!r}")
+    database = _sqlite_file(make_url(url)) if "://" in url else None
+    if database and not Path(database).exists():  # SQLite would create an empty file and fail later
+        raise SourceError(f"database file not found: {source.url!r} (looked for {database})")
     try:
         engine = sqlalchemy.create_engine(url)
         try:
             with engine.connect() as conn:
-                frame = pd.read_sql_query(sqlalchemy.text(source.sql), conn)
+                # The driver gets the SQL as written: no `:name` bind parameters to trip on
+                # (as in '{"a":1}'::jsonb), and nothing to bind either.
+                result = conn.exec_driver_sql(source.sql)
+                frame = pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()),
+                                                  coerce_float=True)
         finally:
             engine.dispose()
     except sqlalchemy.exc.SQLAlchemyError as exc:
-        first = str(exc).splitlines()[0]
-        raise SourceError(f"query failed against {_redact(source.url)}: {first}") from None
+        raise SourceError(f"query failed against {_redact(source.url)}: {_db_message(exc)}") from None
+    except ImportError as exc:
+        raise SourceError(f"no database driver for {_redact(source.url)}: {exc} "
+                          "(install it, e.g. `pip install 'psycopg[binary]'` for PostgreSQL)") from None
     out = workdir / f"{name}.{source.format}"
     _write_frame(frame, out, source.format)
     return out
+
+
+def _db_message(exc: Exception) -> str:
+    """The driver's own words, first line only (no SQL echo, no links to SQLAlchemy's docs)."""
+    orig = getattr(exc, "orig", None)
+    if orig is not None:
+        text = str(orig).strip().splitlines()
+        return f"{type(orig).__name__}: {text[0] if text else ''}"
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def _write_frame(frame, out: Path, fmt: str) -> None:
@@ -165,9 +226,12 @@ def _load_script(project: Path, name: str, source: SourceConfig, workdir: Path) 
         raise SourceError(f"loader script not found: {source.loader!r}")
     out = workdir / f"{name}.{source.format}"
     env = {**os.environ, "LAB2LAND_OUTPUT": str(out), "LAB2LAND_PROJECT": str(project)}
-    with open(workdir / "stdout", "wb") as stdout:
-        proc = subprocess.run([sys.executable, str(script), str(out)], cwd=project, env=env, stdout=stdout,
-                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=1800)
+    try:
+        with open(workdir / "stdout", "wb") as stdout:
+            proc = subprocess.run([sys.executable, str(script), str(out)], cwd=project, env=env, stdout=stdout,
+                                  stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=LOADER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise SourceError(f"loader {source.loader} did not finish within {LOADER_TIMEOUT_S} s") from None
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-5:]
         raise SourceError(f"loader {source.loader} exited with status {proc.returncode}: " + " | ".join(tail))
@@ -195,6 +259,26 @@ def source_kind(source: SourceConfig) -> str:
     raise SourceError("set exactly one of `path`, `url` + `sql`, or `loader`")
 
 
+def _type_problem(series, kind: str) -> Optional[str]:
+    """Why ``series`` does not hold values of the declared ``kind``, or None."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if dtype.kind in _KINDS[kind] or (kind == "str" and isinstance(dtype, pd.StringDtype)):
+        return None
+    if kind == "datetime" and (dtype.kind == "O" or isinstance(dtype, pd.StringDtype)):
+        # CSV and JSON have no date type: ISO text that parses counts as datetime.
+        try:
+            pd.to_datetime(series.dropna(), format="ISO8601")
+            return None
+        except (ValueError, TypeError):
+            return f"expected datetime, got text that does not parse as ISO dates (first: {series.dropna().iloc[0]!r})"
+    hint = ""
+    if kind == "int" and dtype.kind == "f" and series.isna().any():
+        hint = " (it has missing values, which pandas reads as float: declare it float)"
+    return f"expected {kind}, got {dtype}{hint}"
+
+
 def check_columns(name: str, source: SourceConfig, snapshot: Path) -> None:
     """Compare a snapshot's columns with the source's declared ``columns`` (if any)."""
     if not source.columns or snapshot.is_dir():
@@ -206,10 +290,10 @@ def check_columns(name: str, source: SourceConfig, snapshot: Path) -> None:
             problems.append(f"missing column {column!r} (has: {', '.join(map(str, frame.columns))})")
         elif kind not in _KINDS:
             problems.append(f"column {column!r}: unknown type {kind!r} (expected one of {', '.join(_KINDS)})")
-        elif frame[column].dtype.kind not in _KINDS[kind] and not (kind == "str" and frame[column].dtype == "string"):
-            problems.append(f"column {column!r}: expected {kind}, got {frame[column].dtype}")
+        elif (problem := _type_problem(frame[column], kind)):
+            problems.append(f"column {column!r}: {problem}")
     if problems:
-        raise SourceError("; ".join(problems))
+        raise SourceError("snapshot does not match the declared `columns`: " + "; ".join(problems))
 
 
 def load_source(project: Path, name: str, source: SourceConfig) -> Snapshot:
@@ -234,15 +318,24 @@ def load_sources(config: Config, names: set[str]) -> tuple[dict[str, Snapshot], 
             errors[name] = str(exc)
         except Exception as exc:  # a loader's own bug: report it on the affected runs, go on
             errors[name] = f"{type(exc).__name__}: {exc}"
+    if snapshots:
+        prune_snapshots(config.project_dir, {s.path for s in snapshots.values()})
     return snapshots, errors
 
 
 def prune_snapshots(project: Path, keep: set[str], older_than_s: float = 7 * 86400) -> None:
-    """Delete snapshots no longer referenced by ``keep`` (paths) and older than a week."""
+    """Delete snapshots not in ``keep`` (paths) that no build has used for ``older_than_s``.
+
+    Versions keep their fingerprint (hash, rows, time) in the manifest, not the file, so an old
+    snapshot is only worth keeping while a build may still reuse it.
+    """
     folder = project / SNAPSHOTS
     if not folder.is_dir():
         return
     cutoff = time.time() - older_than_s
     for child in folder.iterdir():
-        if str(child) not in keep and child.stat().st_mtime < cutoff:
-            shutil.rmtree(child) if child.is_dir() else child.unlink()
+        try:
+            if str(child) not in keep and child.stat().st_mtime < cutoff:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        except FileNotFoundError:  # a concurrent build pruned it first
+            continue

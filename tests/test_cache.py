@@ -1,0 +1,217 @@
+"""The rebuild cache, for real: tiny notebooks on real kernels reading real SQLite sources.
+
+Each notebook appends a line to ``runs.log`` beside it every time a kernel executes it, so "no
+kernel started" is checked three ways: no ``started`` event, no new version folder, and no new
+line in the log.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat import v4
+
+from lab2land.build import Reporter, build
+from lab2land.cache import cache_key
+from lab2land.config import load_config
+
+SALES_SQL = "select day, region, amount from sales order by day, region"
+TOML = f"""
+[site]
+title = "Cache test"
+
+[sources.sales]
+url = "sqlite:///data/shop.sqlite"
+sql = "{SALES_SQL}"
+columns = {{ day = "str", amount = "float" }}
+
+[sources.regions]
+url = "sqlite:///data/shop.sqlite"
+sql = "select name from regions order by name"
+
+[reports.revenue]
+notebook = "nb/revenue.ipynb"
+title = "Revenue"
+sources = ["sales"]
+
+[reports.regions]
+notebook = "nb/regions.ipynb"
+title = "Regions"
+sources = ["regions"]
+
+[reports.hello]
+notebook = "nb/hello.ipynb"
+title = "Hello"
+parameters = {{ greeting = "hi" }}
+"""
+
+
+def write_notebook(path: Path, parameters: dict, body: str = "") -> Path:
+    """A tiny notebook that logs each execution to ``runs.log`` in its folder."""
+    params = "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
+    name = path.stem
+    cells = [v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
+             v4.new_code_cell(f"with open('runs.log', 'a') as fh:\n    fh.write({name!r} + '\\n')\n{body}")]
+    nb = v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                               "language": "python"}})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path
+
+
+def make_project(root: Path) -> Path:
+    (root / "data").mkdir(parents=True)
+    with sqlite3.connect(root / "data" / "shop.sqlite") as db:
+        db.execute("create table sales (day text, region text, amount real)")
+        db.executemany("insert into sales values (?, ?, ?)",
+                       [("2025-01-01", "north", 10.5), ("2025-01-01", "south", 7.0), ("2025-01-02", "north", 3.0)])
+        db.execute("create table regions (name text)")
+        db.executemany("insert into regions values (?)", [("north",), ("south",)])
+    write_notebook(root / "nb" / "revenue.ipynb", {"sales": ""},
+                   "print(sum(float(l.split(',')[2]) for l in open(sales).read().splitlines()[1:]))")
+    write_notebook(root / "nb" / "regions.ipynb", {"regions": ""}, "print(open(regions).read())")
+    write_notebook(root / "nb" / "hello.ipynb", {"greeting": "hello"}, "print(greeting)")
+    (root / "publish.toml").write_text(TOML)
+    return root
+
+
+class Recorder(Reporter):
+    """Remembers which runs started a kernel."""
+
+    def __init__(self):
+        self.started_runs: list[str] = []
+
+    def started(self, run) -> None:
+        self.started_runs.append(run.report)
+
+
+def kernel_log(project: Path) -> list[str]:
+    log = project / "nb" / "runs.log"
+    return log.read_text().split() if log.exists() else []
+
+
+def version_dirs(project: Path) -> set[str]:
+    return {f"{p.parent.name}/{p.name}" for p in (project / "reports").glob("*/2*") if p.is_dir()}
+
+
+def rebuild(project: Path, **kwargs):
+    """Build again and return (statuses by report, reports whose kernel started, new version folders)."""
+    before, log_before = version_dirs(project), kernel_log(project)
+    recorder = Recorder()
+    summary = build(load_config(project), reporter=recorder, jobs=2, **kwargs)
+    ran = kernel_log(project)[len(log_before):]
+    assert sorted(ran) == sorted(recorder.started_runs), "runs.log and started events disagree"
+    statuses = {o.run.report: o.status for o in summary.outcomes}
+    return statuses, sorted(recorder.started_runs), version_dirs(project) - before
+
+
+def update(project: Path, sql: str, *args) -> None:
+    with sqlite3.connect(project / "data" / "shop.sqlite") as db:
+        db.execute(sql, args)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """The project after one cold build (three kernels)."""
+    project = make_project(tmp_path_factory.mktemp("cache") / "project")
+    statuses, started, new = rebuild(project)
+    assert statuses == {"revenue": "ok", "regions": "ok", "hello": "ok"}
+    assert started == ["hello", "regions", "revenue"] and len(new) == 3
+    return project
+
+
+@pytest.fixture
+def project(built, tmp_path) -> Path:
+    """A private copy of the built project for one test to change."""
+    return Path(shutil.copytree(built, tmp_path / "project"))
+
+
+def test_second_build_with_nothing_changed_starts_no_kernel(project):
+    statuses, started, new = rebuild(project)
+    assert statuses == {"revenue": "unchanged", "regions": "unchanged", "hello": "unchanged"}
+    assert started == [] and new == set()
+
+
+def test_changed_row_reruns_only_the_report_reading_it(project):
+    update(project, "update sales set amount = 11.5 where day = '2025-01-01' and region = 'north'")
+    statuses, started, new = rebuild(project)
+    assert statuses == {"revenue": "ok", "regions": "unchanged", "hello": "unchanged"}
+    assert started == ["revenue"] and [v.split("/")[0] for v in new] == ["revenue"]
+    # The new version records the new snapshot; the old one keeps its own.
+    versions = load_config(project)
+    from lab2land.store import Store
+    newest, previous = Store(versions.output_dir).versions("revenue")[:2]
+    assert newest["sources"][0]["hash"] != previous["sources"][0]["hash"]
+    assert newest["sources"][0]["rows"] == 3 and newest["sources"][0]["name"] == "sales"
+
+
+def test_write_outside_the_query_changes_nothing(project):
+    """Rows the query does not select (another table, a filtered-out column) do not re-run anything."""
+    update(project, "create table lead_scores (run_id text, score real)")
+    update(project, "insert into lead_scores values ('x', 0.5)")
+    update(project, "alter table sales add column note text")
+    update(project, "update sales set note = 'checked'")
+    statuses, started, _ = rebuild(project)
+    assert set(statuses.values()) == {"unchanged"} and started == []
+
+
+def test_changed_parameter_reruns_that_report(project):
+    toml = project / "publish.toml"
+    toml.write_text(toml.read_text().replace('greeting = "hi"', 'greeting = "hey"'))
+    statuses, started, _ = rebuild(project)
+    assert statuses == {"revenue": "unchanged", "regions": "unchanged", "hello": "ok"} and started == ["hello"]
+    # A -p override is a parameter change too, for the selected report only.
+    statuses, started, _ = rebuild(project, reports=["hello"], overrides={"greeting": "yo"})
+    assert statuses == {"hello": "ok"} and started == ["hello"]
+    statuses, started, _ = rebuild(project, reports=["hello"], overrides={"greeting": "yo"})
+    assert statuses == {"hello": "unchanged"} and started == []
+
+
+def test_changed_notebook_reruns_that_report(project):
+    nb_path = project / "nb" / "regions.ipynb"
+    nb = nbformat.read(str(nb_path), as_version=4)
+    nb.cells.append(v4.new_markdown_cell("A new explanation."))
+    nbformat.write(nb, str(nb_path))
+    statuses, started, _ = rebuild(project)
+    assert statuses == {"revenue": "unchanged", "regions": "ok", "hello": "unchanged"} and started == ["regions"]
+
+
+def test_force_reruns_even_when_nothing_changed(project):
+    statuses, started, new = rebuild(project, reports=["hello"], force=True)
+    assert statuses == {"hello": "ok"} and started == ["hello"] and len(new) == 1
+
+
+def test_failed_newest_version_is_retried_not_treated_as_unchanged(project):
+    """A run that failed is never "unchanged": fixing the data re-runs it; the good version stays latest."""
+    update(project, "alter table sales rename column amount to amt")
+    statuses, started, _ = rebuild(project, reports=["revenue"])
+    assert statuses == {"revenue": "failed"} and started == []  # the source failed: no kernel at all
+    latest = (project / "reports" / "revenue" / "latest" / "default.html")
+    good = sorted(p.name for p in (project / "reports" / "revenue").glob("2*"))[0]
+    if latest.exists():
+        assert good in latest.read_text()
+    update(project, "alter table sales rename column amt to amount")
+    statuses, started, _ = rebuild(project, reports=["revenue"])
+    assert statuses == {"revenue": "ok"} and started == ["revenue"]
+
+
+KEY_PARTS = dict(notebook_sha256="n" * 64, parameters={"a": 1, "b": [1, 2]}, snapshots={"s": "h" * 64},
+                 kernel="python3", template="t", environment="e")
+
+
+@pytest.mark.parametrize("part, value", [
+    ("notebook_sha256", "m" * 64), ("parameters", {"a": 2, "b": [1, 2]}), ("parameters", {"a": 1, "b": [2, 1]}),
+    ("snapshots", {"s": "g" * 64}), ("snapshots", {"s": "h" * 64, "t": "h" * 64}), ("kernel", "ir"),
+    ("template", "u"), ("environment", "f"),
+])
+def test_every_part_of_the_key_changes_it(part, value):
+    assert cache_key(**{**KEY_PARTS, part: value}) != cache_key(**KEY_PARTS)
+
+
+def test_key_ignores_dict_order_and_is_stable():
+    reordered = {**KEY_PARTS, "parameters": {"b": [1, 2], "a": 1}}
+    assert cache_key(**reordered) == cache_key(**KEY_PARTS)
