@@ -26,7 +26,27 @@ ALLOWED_TAGS = frozenset(nh3.ALLOWED_TAGS) | {
     "h1", "h2", "h3", "h4", "h5", "h6", "p", "small", "time", "input",
 }
 
-_COMMON_ATTRS = {"class", "id", "title", "lang", "dir", "align", "valign"}
+_COMMON_ATTRS = {"class", "id", "title", "lang", "dir", "align", "valign", "style"}
+
+# Inline styles are how notebooks draw KPI cards and coloured cells, so `style` stays, but
+# only with these properties: no positioning (a fixed overlay could cover the page's own
+# banner and links). A url() in `background` cannot load from elsewhere: the page's CSP
+# allows images only from the site itself and data: URLs.
+STYLE_PROPERTIES = frozenset({
+    "color", "background", "background-color", "opacity",
+    "font", "font-family", "font-size", "font-style", "font-weight", "font-variant",
+    "line-height", "letter-spacing", "text-align", "text-decoration", "text-transform",
+    "vertical-align", "white-space", "word-break", "overflow-wrap",
+    "display", "flex", "flex-basis", "flex-direction", "flex-grow", "flex-shrink", "flex-wrap",
+    "gap", "row-gap", "column-gap", "align-items", "align-self", "justify-content",
+    "grid-template-columns", "grid-column", "grid-row",
+    "width", "min-width", "max-width", "height", "min-height", "max-height", "box-sizing",
+    "margin", "margin-top", "margin-right", "margin-bottom", "margin-left",
+    "padding", "padding-top", "padding-right", "padding-bottom", "padding-left",
+    "border", "border-top", "border-right", "border-bottom", "border-left", "border-color",
+    "border-style", "border-width", "border-radius", "border-collapse", "border-spacing",
+    "list-style", "list-style-type", "overflow", "overflow-x", "overflow-y",
+})
 ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     "*": _COMMON_ATTRS,
     "a": {"href", "name"},
@@ -70,8 +90,9 @@ def clean_html(html: str) -> str:
         html: Untrusted HTML (``text/html`` output, rendered markdown).
 
     Returns:
-        HTML with only allow-listed tags and attributes: no script, event handlers,
-        ``style``, frames or forms; the text of ``<script>``/``<style>`` is dropped.
+        HTML with only allow-listed tags, attributes and inline-style properties: no
+        script, event handlers, frames, forms or positioning; the text of
+        ``<script>``/``<style>`` elements is dropped.
     """
     schemes = _URL_SCHEMES | {"data"}
     return nh3.clean(
@@ -81,6 +102,7 @@ def clean_html(html: str) -> str:
         url_schemes=schemes,
         attribute_filter=_filter_attribute,
         link_rel="noopener noreferrer nofollow",
+        filter_style_properties=set(STYLE_PROPERTIES),
         strip_comments=True,
     )
 
