@@ -81,13 +81,15 @@ class Server:
     """``publish.py serve`` running as a subprocess on a free port."""
 
     def __init__(self, project: Path, *, token: str | None = None, env: dict | None = None,
-                 host: str = "127.0.0.1"):
+                 host: str | None = None):
         self.port = free_port()
         self.host = host
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = project / "serve.log"
         args = [sys.executable, str(ROOT / "publish.py"), "--project", str(project), "serve",
-                "--host", host, "--port", str(self.port)]
+                "--port", str(self.port)]
+        if host:  # None: the command's default
+            args += ["--host", host]
         if token:
             args += ["--token", token]
         full_env = {**os.environ, "LAB2LAND_CULL_IDLE_SECONDS": "6", "LAB2LAND_CULL_INTERVAL_SECONDS": "2",
