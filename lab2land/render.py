@@ -75,6 +75,8 @@ class ReportPreprocessor(Preprocessor):
         if grid:
             l2l["grid_style"] = f"--l2l-cols: {grid[0]}; --l2l-row-h: {grid[1]}px"
         sanitize.drop_unrenderable_widget_views(nb)
+        if l2l.get("has_widgets") and not _has_output(nb, WIDGET_VIEW_MIME):
+            l2l.update(has_widgets=False, csp=_csp(widgets=False))  # no embed.js, no eval
         kept = []
         for index, cell in enumerate(nb.cells):
             tags = set(cell.metadata.get("tags", []))

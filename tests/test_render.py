@@ -265,6 +265,9 @@ def test_third_party_widgets_fall_back_to_text():
     views = soup.select('script[type="application/vnd.jupyter.widget-view+json"]')
     assert [json.loads(v.string)["model_id"] for v in views] == ["cc03"]
     assert "VBox(children=(Figure(),))" in soup.get_text()
+    nb.cells.pop()  # only the bqplot view left: no widget manager, no 'unsafe-eval'
+    html = render.render_version(nb, page_context())
+    assert "embed.js" not in html and "unsafe-eval" not in html
 
 
 def test_csp_forbids_inline_script(ok_html, executed_nb):
