@@ -27,7 +27,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 # Widget manager bundle etc. from the npm registry, so pages need no CDN.
-$(VENDOR): $(BIN)/.installed
+$(VENDOR): $(BIN)/.installed lab2land/assets.py
 	$(BIN)/python -m lab2land.assets fetch
 	touch $@
 
