@@ -98,14 +98,22 @@ def version_dirs(project: Path) -> set[str]:
     return {f"{p.parent.name}/{p.name}" for p in (project / "reports").glob("*/2*") if p.is_dir()}
 
 
+class Statuses(dict):
+    """Outcome status by report; its repr also shows why runs failed (for assertion messages)."""
+
+    def __repr__(self) -> str:
+        return f"{dict(self)!r} {self.why!r}" if self.why else repr(dict(self))
+
+
 def rebuild(project: Path, **kwargs):
     """Build again and return (statuses by report, reports whose kernel started, new version folders)."""
     before, log_before = version_dirs(project), kernel_log(project)
     recorder = Recorder()
     summary = build(load_config(project), reporter=recorder, jobs=2, **kwargs)
     ran = kernel_log(project)[len(log_before):]
-    assert sorted(ran) == sorted(recorder.started_runs), "runs.log and started events disagree"
-    statuses = {o.run.report: o.status for o in summary.outcomes}
+    statuses = Statuses((o.run.report, o.status) for o in summary.outcomes)
+    statuses.why = {o.run.report: o.summary for o in summary.outcomes if o.status == "failed"}
+    assert sorted(ran) == sorted(recorder.started_runs), f"runs.log and started events disagree: {statuses!r}"
     return statuses, sorted(recorder.started_runs), version_dirs(project) - before
 
 
