@@ -14,6 +14,7 @@ import csv
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -175,9 +176,7 @@ def _load_sql(project: Path, name: str, source: SourceConfig, workdir: Path) -> 
         engine = sqlalchemy.create_engine(url)
         try:
             with engine.connect() as conn:
-                # The driver gets the SQL as written: no `:name` bind parameters to trip on
-                # (as in '{"a":1}'::jsonb), and nothing to bind either.
-                result = conn.exec_driver_sql(source.sql)
+                result = conn.execute(sqlalchemy.text(_literal_sql(source.sql)))
                 frame = pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()),
                                                   coerce_float=True)
         finally:
@@ -190,6 +189,17 @@ def _load_sql(project: Path, name: str, source: SourceConfig, workdir: Path) -> 
     out = workdir / f"{name}.{source.format}"
     _write_frame(frame, out, source.format)
     return out
+
+
+# SQLAlchemy's own pattern for `:name` bind parameters in text() (sqlalchemy.sql.elements.TextClause).
+_BIND_PARAM = re.compile(r"(?<![:\w\x5c]):(\w+)(?![:\w])", re.UNICODE)
+
+
+def _literal_sql(sql: str) -> str:
+    """``sql`` for ``text()`` with nothing taken as a bind parameter: a source's query has none, so a
+    ``':x'`` or ``'{"a":1}'`` literal stays text (escaped ``\\:``); text() also escapes ``%`` for
+    drivers whose placeholders use it (psycopg), which raw driver SQL would not."""
+    return _BIND_PARAM.sub(lambda m: "\\:" + m.group(1), sql)
 
 
 def _db_message(exc: Exception) -> str:
