@@ -7,17 +7,26 @@ line in the log.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
+import subprocess
+import sys
+import tomllib
+from datetime import date
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat import v4
 
+from lab2land import demo
 from lab2land.build import Reporter, build
 from lab2land.cache import cache_key
 from lab2land.config import load_config
+from lab2land.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SALES_SQL = "select day, region, amount from sales order by day, region"
 TOML = f"""
@@ -150,9 +159,7 @@ def test_changed_row_reruns_only_the_report_reading_it(project):
     assert statuses == {"revenue": "ok", "regions": "unchanged", "hello": "unchanged"}
     assert started == ["revenue"] and [v.split("/")[0] for v in new] == ["revenue"]
     # The new version records the new snapshot; the old one keeps its own.
-    versions = load_config(project)
-    from lab2land.store import Store
-    newest, previous = Store(versions.output_dir).versions("revenue")[:2]
+    newest, previous = Store(project / "reports").versions("revenue")[:2]
     assert newest["sources"][0]["hash"] != previous["sources"][0]["hash"]
     assert newest["sources"][0]["rows"] == 3 and newest["sources"][0]["name"] == "sales"
 
@@ -223,3 +230,62 @@ def test_every_part_of_the_key_changes_it(part, value):
 def test_key_ignores_dict_order_and_is_stable():
     reordered = {**KEY_PARTS, "parameters": {"b": [1, 2], "a": 1}}
     assert cache_key(**reordered) == cache_key(**KEY_PARTS)
+
+
+# --- the demo's fresh-data story, through the CLI ----------------------------------------------
+
+def demo_sources_toml() -> str:
+    """The demo's real ``[sources]`` tables, as publish.toml declares them."""
+    sources = tomllib.loads((ROOT / "publish.toml").read_text())["sources"]
+    lines = []
+    for name, table in sources.items():
+        lines.append(f"[sources.{name}]")
+        for key, value in table.items():
+            if isinstance(value, dict):
+                value = "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
+            else:
+                value = json.dumps(value)
+            lines.append(f"{key} = {value}")
+    return "\n".join(lines) + "\n"
+
+
+def cli(project: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "publish.py"), "--project", str(project), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_demo_data_advance_rebuilds_only_reports_whose_data_changed(tmp_path):
+    """`demo-data --advance 1d` then `build`: the report reading daily sales gets a new version; one
+    reading the (unchanging) demo settings table stays as it is."""
+    demo.generate(tmp_path, days=20, start=date(2026, 1, 1))
+    write_notebook(tmp_path / "nb" / "sales.ipynb", {"daily_sales": ""}, "print(open(daily_sales).read()[:80])")
+    write_notebook(tmp_path / "nb" / "seed.ipynb", {"meta": ""}, "print(open(meta).read())")
+    (tmp_path / "publish.toml").write_text(demo_sources_toml() + """
+[sources.meta]
+url = "sqlite:///data/shop.sqlite"
+sql = "select key, value from demo_meta order by key"
+
+[reports.sales]
+notebook = "nb/sales.ipynb"
+title = "Sales"
+sources = ["daily_sales"]
+
+[reports.seed]
+notebook = "nb/seed.ipynb"
+title = "Seed"
+sources = ["meta"]
+""")
+    statuses, started, _ = rebuild(tmp_path)
+    assert statuses == {"sales": "ok", "seed": "ok"}, statuses
+
+    advanced = cli(tmp_path, "demo-data", "--advance", "1d")
+    assert advanced.returncode == 0 and "demo data advanced" in advanced.stderr, advanced.stderr
+    built = cli(tmp_path, "build")
+    assert built.returncode == 0, built.stderr
+    out = " ".join(built.stderr.split())
+    assert "sales ok" in out and "seed unchanged" in out
+    assert kernel_log(tmp_path).count("sales") == 2 and kernel_log(tmp_path).count("seed") == 1
+    store = Store(tmp_path / "reports")
+    newest, first = store.versions("sales")
+    assert newest["sources"][0]["rows"] == first["sources"][0]["rows"] + 20  # 4 regions x 5 products
+    assert len(store.versions("seed")) == 1
