@@ -30,7 +30,7 @@ from voila.paths import collect_static_paths, collect_template_paths
 from lab2land import dashboards as dash
 from lab2land.config import Config
 from lab2land.serve_handlers import (
-    DashboardHandler, DashboardKernelManager, SiteHandler, TrailingSlashHandler,
+    DashboardHandler, DashboardKernelManager, SiteHandler, TemplateAssetsHandler, TrailingSlashHandler,
 )
 
 GRID_TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "grid"
@@ -81,7 +81,7 @@ class DashboardServer(Voila):
         return settings
 
     def init_handlers(self):
-        keep = ("/api/kernels/", "/voila/templates/", "/voila/static/", "/voila/api/themes/", "/voila/api/shutdown/",
+        keep = ("/api/kernels/", "/voila/static/", "/voila/api/themes/", "/voila/api/shutdown/",
                 "/voila/labextensions/", "/voila/query/", "/login", "/logout")
         handlers = [h for h in super().init_handlers() if h[0].startswith(keep)]
         voila_kwargs = {"template_paths": self.template_paths, "config": self.config,
@@ -89,6 +89,7 @@ class DashboardServer(Voila):
         # Voila's tree, render, contents and files handlers are left out on purpose: only the
         # prepared dashboards and the built site are reachable.
         return [
+            (r"/voila/templates/(.*)", TemplateAssetsHandler),
             *handlers,
             (r"/dashboards/([^/]+)", TrailingSlashHandler),
             (r"/dashboards/([^/]+)/", DashboardHandler, voila_kwargs),

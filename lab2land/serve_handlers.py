@@ -11,6 +11,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado import web
 from traitlets import Dict
+from voila.static_file_handler import TemplateStaticFileHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 from lab2land import dashboards as dash
@@ -58,6 +59,17 @@ class DashboardKernelManager(AsyncMappingKernelManager):
         if report in self.kernel_dirs:
             return self.kernel_dirs[report]
         return super().cwd_for_path(path, **kwargs)
+
+
+class TemplateAssetsHandler(PlainErrorsMixin, TemplateStaticFileHandler):
+    """Voila's template assets, refusing malformed paths up front (Voila's answers them with a
+    failed assertion, a 500)."""
+
+    def parse_url_path(self, path):
+        parts = path.split("/")
+        if len(parts) < 3 or parts[1] != "static" or any(p in ("", ".", "..") for p in parts):
+            raise web.HTTPError(404)
+        return super().parse_url_path(path)
 
 
 class TrailingSlashHandler(PlainErrorsMixin, JupyterHandler):
