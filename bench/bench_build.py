@@ -1,0 +1,161 @@
+"""P1: build 12 report variants with lab2land vs the naive way, in the same run.
+
+lab2land: ``publish.py build kpi --jobs N --force`` (one CLI call; papermill in-process in
+forkserver children, N runs at a time, in-process nbconvert rendering, site pages).
+
+Naive: per variant, sequentially, ``papermill in.ipynb out_i.ipynb -p ... --cwd notebooks/`` and
+then ``jupyter nbconvert --to html out_i.ipynb``, each a checked subprocess.
+
+Both execute ``notebooks/kpi_report.ipynb`` of the demo over the same 12 parameter sets
+(4 regions x 3 month spans) on the same CSV, in a temporary copy of the demo project.
+lab2land runs first, so any cold-cache penalty falls on it. Prints figures, asserts nothing.
+
+Usage: .venv/bin/python bench/bench_build.py [--jobs N] [--profile] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BIN, demo_project, machine, publish, run  # noqa: E402
+
+REGIONS = ("north", "south", "east", "west")
+MONTHS = (1, 2, 3)
+NOTEBOOK = "kpi_report.ipynb"
+TIMEOUT = 600  # lab2land's default cell `timeout`
+
+
+def variants() -> list[dict]:
+    return [{"region": r, "months": m} for r in REGIONS for m in MONTHS]
+
+
+def config_toml() -> str:
+    sets = ", ".join(f'{{ region = "{v["region"]}", months = {v["months"]} }}' for v in variants())
+    return ("[site]\ntitle = \"bench\"\n\n"
+            "[sources.daily_sales]\npath = \"data/daily_sales.csv\"\n\n"
+            f"[reports.kpi]\nnotebook = \"notebooks/{NOTEBOOK}\"\ntitle = \"Sales KPIs\"\n"
+            f"sources = [\"daily_sales\"]\nparameters = [{sets}]\n")
+
+
+def bench_lab2land(project: Path, jobs: int) -> dict:
+    wall = publish(project, "build", "kpi", "--jobs", str(jobs), "--force")
+    catalog = json.loads((project / "reports" / "catalog.json").read_text(encoding="utf-8"))
+    versions = catalog["reports"]["kpi"]["versions"]
+    bad = [v for v in versions if v["status"] != "ok"]
+    if len(versions) != len(variants()) or bad:
+        sys.exit(f"lab2land build did not publish {len(variants())} good versions: {bad or len(versions)}")
+    return {"wall": wall, "run_s": [v["duration_s"] for v in versions]}
+
+
+def bench_naive(project: Path) -> dict:
+    nb_dir, out = project / "notebooks", project / "naive"
+    out.mkdir()
+    data = str((project / "data" / "daily_sales.csv").resolve())
+    pm_s, nbc_s = [], []
+    for i, v in enumerate(variants()):
+        executed = out / f"out_{i}.ipynb"
+        pm_s.append(run([str(BIN / "papermill"), str(nb_dir / NOTEBOOK), str(executed),
+                         "-p", "region", v["region"], "-p", "months", str(v["months"]),
+                         "-p", "daily_sales", data, "--cwd", str(nb_dir)]))
+        nbc_s.append(run([str(BIN / "jupyter"), "nbconvert", "--to", "html", str(executed)]))
+        if not executed.with_suffix(".html").is_file():
+            sys.exit(f"nbconvert wrote no {executed.with_suffix('.html')}")
+    slowest = [max(c["metadata"]["papermill"]["duration"] or 0.0 for c in
+                   json.loads(p.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code")
+               for p in sorted(out.glob("out_*.ipynb"))]
+    return {"wall": sum(pm_s) + sum(nbc_s), "papermill_s": pm_s, "nbconvert_s": nbc_s, "slowest_cell": slowest}
+
+
+def _seconds(a: str, b: str) -> float:
+    return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
+
+
+def profile(project: Path, ours: dict, jobs: int) -> None:
+    """Where lab2land's wall time went, from the manifests and the executed notebooks' papermill
+    timings (no extra runs): kernel start, cells (the import cell separately), kernel shutdown and
+    child overhead per run, and what is left for planning, rendering and writing the site."""
+    rows = []
+    for manifest_path in sorted((project / "reports" / "kpi").glob("*/manifest.json")):
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        nb = json.loads((manifest_path.parent / manifest["executed_notebook"]).read_text(encoding="utf-8"))
+        pm = nb["metadata"]["papermill"]
+        cells = [c["metadata"]["papermill"] for c in nb["cells"] if c["cell_type"] == "code"]
+        first, last = cells[0]["start_time"], cells[-1]["end_time"]
+        durations = [c["duration"] or 0.0 for c in cells]
+        slowest = max(range(len(cells)), key=lambda i: durations[i])
+        rows.append({
+            "variant": manifest["variant"], "run": manifest["duration_s"],
+            "kernel_start": _seconds(pm["start_time"], first), "cells": sum(durations),
+            "imports": max(durations[:4]),  # the imports cell is among the first code cells
+            "after_cells": _seconds(last, pm["end_time"]),
+            "child_overhead": manifest["duration_s"] - pm["duration"],
+            "slowest": (slowest, durations[slowest]),
+        })
+    n = len(rows)
+    print(f"\nprofile of the lab2land build ({n} runs, --jobs {jobs}):")
+    for key, what in (("run", "RunResult.duration_s (papermill call in the child)"),
+                      ("kernel_start", "kernel start (papermill start -> first cell)"),
+                      ("cells", "all cells"), ("imports", "the slowest of the first 4 cells (imports)"),
+                      ("after_cells", "after the last cell (kernel shutdown, final write)"),
+                      ("child_overhead", "duration_s - papermill's own duration")):
+        values = [r[key] for r in rows]
+        print(f"  {what:55} avg {avg(values):6.2f} s  min {min(values):6.2f}  max {max(values):6.2f}")
+    busy = sum(r["run"] for r in rows)
+    print(f"  sum of run durations / jobs = {busy / jobs:.1f} s of {ours['wall']:.1f} s wall; "
+          f"the other {ours['wall'] - busy / jobs:.1f} s are CLI start, planning, snapshots, "
+          f"rendering/committing versions and the site (serial in the parent)")
+    stalls = [r for r in rows if r["slowest"][1] >= 0.9 * TIMEOUT]
+    for r in stalls:
+        print(f"  STALL: {r['variant']}: code cell {r['slowest'][0]} took {r['slowest'][1]:.1f} s "
+              f"(the cell timeout is {TIMEOUT} s) and still completed")
+
+
+def avg(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="lab2land --jobs (default 2: this machine's cores)")
+    parser.add_argument("--profile", action="store_true", help="also break lab2land's time down by stage")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary project and print its path")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="lab2land-bench-build-"))
+    project = demo_project(tmp, [NOTEBOOK], config_toml())
+    n = len(variants())
+    print(f"P1 build benchmark: {n} variants of {NOTEBOOK} ({len(REGIONS)} regions x {len(MONTHS)} month spans)")
+    print(f"machine: {machine()}")
+
+    ours = bench_lab2land(project, args.jobs)
+    naive = bench_naive(project)
+
+    print(f"\nlab2land  publish.py build --jobs {args.jobs} --force: {ours['wall']:7.1f} s wall "
+          f"({ours['wall'] / n:.2f} s per variant; each run {avg(ours['run_s']):.2f} s on average "
+          f"in its child, min {min(ours['run_s']):.2f}, max {max(ours['run_s']):.2f})")
+    print(f"naive     papermill CLI + nbconvert CLI, sequential: {naive['wall']:7.1f} s wall "
+          f"({naive['wall'] / n:.2f} s per variant: papermill {avg(naive['papermill_s']):.2f} s "
+          f"+ nbconvert {avg(naive['nbconvert_s']):.2f} s)")
+    print(f"          slowest cell: lab2land runs see the profile (--profile); naive runs "
+          f"{max(naive['slowest_cell']):.2f} s")
+    print(f"ratio     naive / lab2land = {naive['wall'] / ours['wall']:.2f}x (target >= 5x)")
+    print(f"load average after: {machine().rsplit('load average ', 1)[1]}")
+
+    if args.profile:
+        profile(project, ours, args.jobs)
+    if args.keep:
+        print(f"project kept at {project}")
+    else:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
