@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from bs4 import BeautifulSoup
 from nbformat import v4
 
 from lab2land.build import build
@@ -292,8 +294,10 @@ def test_notebook_receives_the_snapshot_path_and_the_manifest_its_fingerprint(bu
     assert (built / "seen-sales.txt").read_text() == record["path"]
     assert record["path"].startswith(str(built / SNAPSHOTS)) and record["rows"] == 2
     assert len(record["hash"]) == 64 and record["loaded"] and record["kind"] == "sql"
-    page = (built / "reports" / "sales" / version["path"] / "index.html").read_text()
-    assert record["hash"] in page and "Data sources" in page
+    page = BeautifulSoup((built / "reports" / "sales" / version["path"] / "index.html").read_text(), "html.parser")
+    assert record["hash"] in page.get_text() and page.find("h2", string="Data sources")
+    taken = page.find(string=re.compile("data as of"))  # in the version's header, beside "built"
+    assert taken and taken.find_next("time")["datetime"] == record["loaded"]
 
 
 def test_broken_source_fails_only_its_reports_and_keeps_the_last_good_version(built):
