@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import platform
+import re
+import sys
 from datetime import datetime, timezone
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,10 +33,45 @@ ALIASES = {"hourly": "@hourly", "daily": "@daily", "weekly": "@weekly", "monthly
 
 @lru_cache(maxsize=1)
 def environment_fingerprint() -> str:
-    """sha256 of every installed distribution's name and version (the kernel's environment too
-    when, as by default, kernels run in the same environment)."""
-    pairs = sorted({f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions() if d.metadata["Name"]})
-    return hashlib.sha256("\n".join(pairs).encode()).hexdigest()
+    """sha256 of the Python version and every installed distribution's name and version (the
+    kernel's environment too when, as by default, kernels run in the same environment).
+
+    Read from the ``*.dist-info`` / ``*.egg-info`` folder names on ``sys.path`` rather than from
+    each distribution's METADATA: same facts, but ~1 ms instead of ~0.1-0.3 s, which matters for
+    a no-op rebuild run from cron.
+    """
+    pairs = {f"python=={platform.python_implementation()}-{platform.python_version()}"}
+    for entry in sys.path:
+        if not entry:  # the current directory is incidental to what the kernel imports
+            continue
+        try:
+            with os.scandir(entry) as found:
+                pairs.update(filter(None, (_distribution(e) for e in found)))
+        except OSError:  # a zip file, or a folder that vanished
+            continue
+    return hashlib.sha256("\n".join(sorted(pairs)).encode()).hexdigest()
+
+
+def _distribution(entry: os.DirEntry) -> Optional[str]:
+    """``name==version`` of a distribution's metadata folder (or egg-info file), else None."""
+    name = entry.name
+    if name.endswith(".dist-info"):  # "{name}-{version}.dist-info" (the wheel spec)
+        dist, _, version = name[: -len(".dist-info")].partition("-")
+    elif name.endswith(".egg-info"):  # "{name}-{version}[-pyX.Y].egg-info", or "{name}.egg-info"
+        dist, _, version = name[: -len(".egg-info")].partition("-")
+        version = version.split("-py")[0] or _egg_version(Path(entry.path))
+    else:
+        return None
+    return f"{re.sub(r'[-_.]+', '_', dist).lower()}=={version}"
+
+
+def _egg_version(path: Path) -> str:
+    info = path / "PKG-INFO" if path.is_dir() else path
+    try:
+        with open(info, encoding="utf-8", errors="replace") as fh:
+            return next((line.split(":", 1)[1].strip() for line in fh if line.startswith("Version:")), "")
+    except OSError:
+        return ""
 
 
 def cache_key(*, notebook_sha256: str, parameters: dict[str, Any], snapshots: dict[str, str], kernel: str,

@@ -308,3 +308,26 @@ sources = ["meta"]
     newest, first = store.versions("sales")
     assert newest["sources"][0]["rows"] == first["sources"][0]["rows"] + 20  # 4 regions x 5 products
     assert len(store.versions("seed")) == 1
+
+
+def test_environment_fingerprint_follows_installed_versions(tmp_path, monkeypatch):
+    from lab2land.cache import environment_fingerprint
+
+    def fingerprint() -> str:
+        environment_fingerprint.cache_clear()
+        return environment_fingerprint()
+
+    try:
+        base = fingerprint()
+        (tmp_path / "tiny_lib-1.0.dist-info").mkdir()
+        monkeypatch.syspath_prepend(str(tmp_path))
+        installed = fingerprint()
+        (tmp_path / "tiny_lib-1.0.dist-info").rename(tmp_path / "tiny_lib-1.1.dist-info")
+        upgraded = fingerprint()
+        (tmp_path / "tiny_lib-1.1.dist-info").rmdir()
+        (tmp_path / "Tiny.Lib.egg-info").mkdir()  # a develop install: the version is inside
+        (tmp_path / "Tiny.Lib.egg-info" / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: Tiny.Lib\nVersion: 1.1\n")
+        egg = fingerprint()
+        assert len({base, installed, upgraded}) == 3 and egg == upgraded  # same name and version
+    finally:
+        environment_fingerprint.cache_clear()
