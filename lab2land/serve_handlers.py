@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+from jupyter_server._tz import utcnow
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado import web
@@ -53,6 +54,19 @@ class DashboardKernelManager(AsyncMappingKernelManager):
     """
 
     kernel_dirs = Dict(config=True, help="Folder to run kernels in, by report name.")
+
+    async def cull_kernels(self):
+        # A kernel waiting in a preheated pool is fresh, however long ago it ran the notebook.
+        # Restart its idle clock each round, so a viewer who takes it has (nearly) the whole
+        # idle timeout to connect; otherwise the culler can kill it while the page loads.
+        now = utcnow()
+        for pool in getattr(self, "_pools", {}).values():
+            for task in pool:
+                if task.done() and not task.cancelled() and task.exception() is None:
+                    kernel = self._kernels.get(task.result().get("kernel_id"))
+                    if kernel is not None:
+                        kernel.last_activity = now
+        await super().cull_kernels()
 
     def cwd_for_path(self, path, **kwargs):
         report = str(path).replace(os.sep, "/").strip("/").split("/", 1)[0]

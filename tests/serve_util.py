@@ -85,14 +85,14 @@ class Server:
         self.port = free_port()
         self.host = host
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = project / "serve.log"
+        self.log_path = project / f"serve-{self.port}.log"
         args = [sys.executable, str(ROOT / "publish.py"), "--project", str(project), "serve",
                 "--port", str(self.port)]
         if host:  # None: the command's default
             args += ["--host", host]
         if token:
             args += ["--token", token]
-        full_env = {**os.environ, "LAB2LAND_CULL_IDLE_SECONDS": "6", "LAB2LAND_CULL_INTERVAL_SECONDS": "2",
+        full_env = {**os.environ, "LAB2LAND_CULL_IDLE_SECONDS": "10", "LAB2LAND_CULL_INTERVAL_SECONDS": "2",
                     **(env or {})}
         if "LAB2LAND_TOKEN" not in (env or {}):
             full_env.pop("LAB2LAND_TOKEN", None)  # the tests decide whether a token is set

@@ -1,0 +1,81 @@
+"""``publish.py serve`` lifecycle: preheated pools, culling of closed tabs, clean Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import psutil
+import pytest
+import requests
+
+from serve_util import Server, widgets_notebook, write_project
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lifecycle")
+    return write_project(folder, {"a.ipynb": widgets_notebook(), "b.ipynb": widgets_notebook()}, {
+        "a": {"notebook": "a.ipynb", "title": "A", "dashboard": True, "pool_size": 1},
+        "b": {"notebook": "b.ipynb", "title": "B", "dashboard": True, "pool_size": 1, "parameters": {"n": 7}},
+        "static_only": {"notebook": "a.ipynb", "title": "Static only"},
+    })
+
+
+@pytest.fixture(scope="module")
+def server(project):
+    srv = Server(project)
+    yield srv
+    srv.stop()
+
+
+def test_pools_are_preheated_per_report(server):
+    assert server.wait_kernels(2) == 2  # a: 1, b: 1, static_only: no dashboard
+
+
+def test_preheated_dashboard_answers_fast_with_report_parameters(server):
+    server.wait_kernels(2)
+    response = requests.get(server.url + "/dashboards/b/", timeout=60)
+    assert response.status_code == 200 and "square=49" in response.text  # parameters = { n = 7 }
+    assert "Using pre-heated kernel" in server.log_path.read_text()
+
+
+def test_only_reports_with_dashboard_true_are_served(server):
+    assert requests.get(server.url + "/dashboards/static_only/", timeout=30).status_code == 404
+
+
+def test_trailing_slash_redirect_keeps_the_query(server):
+    response = requests.get(server.url + "/dashboards/a?n=2", allow_redirects=False, timeout=30)
+    assert response.status_code in (301, 302) and response.headers["Location"] == "/dashboards/a/?n=2"
+
+
+def test_missing_site_explains_how_to_build_it(server):
+    response = requests.get(server.url + "/", timeout=30)
+    assert response.status_code == 404 and "publish.py build" in response.text
+    assert '/dashboards/a/' in response.text
+
+
+@pytest.mark.browser
+def test_kernels_return_to_pool_size_after_viewers_leave(server, browser):
+    server.wait_kernels(2)
+    context = browser.new_context()
+    for path in ("a/", "b/", "a/?n=1"):
+        page = context.new_page()
+        page.goto(f"{server.url}/dashboards/{path}")
+        page.wait_for_selector(".widget-slider", timeout=60_000)
+    assert server.wait_kernels(2 + 3) == 2 + 3  # the viewers' kernels on top of the refilled pools
+    time.sleep(12)  # longer than the idle timeout: open tabs keep their kernels (connected)
+    assert len(server.kernels()) == 2 + 3
+    context.close()
+    assert server.wait_kernels(2, timeout=60) == 2
+
+
+def test_ctrl_c_stops_everything(project):
+    srv = Server(project)
+    assert srv.wait_kernels(2) == 2
+    requests.get(srv.url + "/dashboards/a/?n=4", timeout=60)  # one more kernel, not pooled
+    kernels = srv.kernels()
+    assert len(kernels) >= 3
+    assert srv.stop(signal.SIGINT) == 0
+    time.sleep(0.5)
+    assert [k.pid for k in kernels if k.is_running() and k.status() != psutil.STATUS_ZOMBIE] == []
