@@ -192,8 +192,9 @@ def _unchanged(prep: Prepared, versions: list[dict]) -> Optional[dict]:
 
 def _due_runs(config: Config, store: Store, state: State, runs: list[Run], now: datetime) -> list[Run]:
     due = []
+    latest_of = {name: latest_by_variant(store.versions(name)) for name in {run.report for run in runs}}
     for run in runs:
-        latest = latest_by_variant(store.versions(run.report)).get(run.variant)
+        latest = latest_of[run.report].get(run.variant)
         if is_due(config.reports[run.report].schedule, now, latest and latest.get("created"),
                   state.checked(run.report, run.variant)):
             due.append(run)
@@ -239,9 +240,11 @@ def build(config: Config, *, reports: Optional[list[str]] = None, overrides: Opt
         prepared = _prepare(config, store, runs, version_stamp(now))
         reporter.planned(runs)
         to_run: dict[tuple[str, str], Prepared] = {}
+        # Read each report's manifests once, not once per run (100 variants: 100 reads, not 10,000).
+        published = {name: store.versions(name) for name in {prep.run.report for prep in prepared}}
         for prep in prepared:
             state.mark_checked(prep.run.report, prep.run.variant, now)
-            same = None if force else _unchanged(prep, store.versions(prep.run.report))
+            same = None if force else _unchanged(prep, published[prep.run.report])
             if same is not None:
                 outcome = Outcome(prep.run, "unchanged", same["version_id"], 0.0, "nothing changed")
             elif prep.source_error:
