@@ -169,7 +169,11 @@ def _load_sql(project: Path, name: str, source: SourceConfig, workdir: Path) -> 
     from sqlalchemy.engine import make_url
 
     url = resolve_url(project, source.url)
-    database = _sqlite_file(make_url(url)) if "://" in url else None
+    try:
+        database = _sqlite_file(make_url(url))
+    except sqlalchemy.exc.ArgumentError:
+        raise SourceError(f"not a database URL: {_redact(source.url)} (expected e.g. sqlite:///data/shop.sqlite "
+                          "or postgresql://user@host/dbname)") from None
     if database and not Path(database).exists():  # SQLite would create an empty file and fail later
         raise SourceError(f"database file not found: {source.url!r} (looked for {database})")
     try:
@@ -226,8 +230,8 @@ def _redact(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable url>"
+    except Exception:  # not a URL: still hide what looks like "user:password@"
+        return repr(re.sub(r":[^:@/]*@", ":***@", url))
 
 
 def _load_script(project: Path, name: str, source: SourceConfig, workdir: Path) -> Path:

@@ -159,6 +159,17 @@ def test_missing_database_file_is_an_error_and_is_not_created(tmp_path):
     assert not (tmp_path / "data" / "missing.sqlite").exists()
 
 
+@pytest.mark.parametrize("url, expected", [
+    ("shop.sqlite", "not a database URL: 'shop.sqlite' (expected e.g. sqlite:///data/shop.sqlite"),
+    ("me:pw@db/shop", "not a database URL: 'me:***@db/shop' (expected"),
+    ("nosuchdb://host/x", "query failed against nosuchdb://host/x: Can't load plugin: sqlalchemy.dialects:nosuchdb"),
+])
+def test_bad_database_urls_are_explained(tmp_path, url, expected):
+    with pytest.raises(SourceError) as info:
+        snap(tmp_path, url=url, sql="select 1")
+    assert str(info.value).startswith(expected)
+
+
 def test_failing_query_gives_the_database_error_in_one_line(tmp_path):
     make_db(tmp_path / "data" / "shop.sqlite")
     with pytest.raises(SourceError) as info:
