@@ -9,8 +9,8 @@ reports with ``layout = "grid"``. A notebook laid out with voila-gridstack works
 * cell: ``metadata.extensions.jupyter_dashboards.views.grid_default`` holds ``col``, ``row``,
   ``width``, ``height`` (grid units, 0-based) and ``hidden``.
 
-Data scientists can instead tag a cell ``grid:col=1,row=1,w=6,h=4`` (1-based, like a spreadsheet)
-or ``grid:hidden``; tags win over metadata, and ``publish.py layout`` writes them into the
+Data scientists can instead tag a cell ``grid:col=1;row=1;w=6;h=4`` (1-based, like a spreadsheet)
+or ``grid:hidden`` (semicolons: nbformat forbids commas in tags); tags win over metadata, and ``publish.py layout`` writes them into the
 metadata. Cells without a position flow, full width and in order, below the laid-out ones.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +101,9 @@ def notebook_settings(nb: dict) -> GridSettings:
 
 
 def parse_tag(tag: str) -> dict:
-    """Parse ``grid:col=1,row=1,w=6,h=4`` (1-based) or ``grid:hidden`` into 0-based view metadata.
+    """Parse ``grid:col=1;row=1;w=6;h=4`` (1-based) or ``grid:hidden`` into 0-based view metadata.
+
+    Commas are accepted too, although nbformat does not allow them in tags.
 
     Raises:
         GridError: naming the tag, the bad part and the expected form.
@@ -109,11 +112,11 @@ def parse_tag(tag: str) -> dict:
     if body == "hidden":
         return {"hidden": True}
     view: dict = {"hidden": False}
-    for part in filter(None, (p.strip() for p in body.split(","))):
+    for part in filter(None, (p.strip() for p in re.split(r"[;,]", body))):
         key, sep, text = part.partition("=")
         name = _TAG_KEYS.get(key.strip().lower())
         if not sep or name is None:
-            raise GridError(f"tag {tag!r}: cannot read {part!r}; expected e.g. 'grid:col=1,row=1,w=6,h=4' "
+            raise GridError(f"tag {tag!r}: cannot read {part!r}; expected e.g. 'grid:col=1;row=1;w=6;h=4' "
                             f"or 'grid:hidden'")
         try:
             number = int(text.strip())
@@ -124,7 +127,7 @@ def parse_tag(tag: str) -> dict:
         view[name] = number - 1 if name in ("col", "row") else number
     missing = [k for k in ("col", "row") if k not in view]
     if missing:
-        raise GridError(f"tag {tag!r}: missing {' and '.join(missing)}; expected e.g. 'grid:col=1,row=1,w=6,h=4'")
+        raise GridError(f"tag {tag!r}: missing {' and '.join(missing)}; expected e.g. 'grid:col=1;row=1;w=6;h=4'")
     view.setdefault("width", 12)
     view.setdefault("height", 2)
     return view
@@ -227,13 +230,13 @@ def annotate(nb: nbformat.NotebookNode, *, drop_empty: bool = True) -> nbformat.
     settings = notebook_settings(nb)
     places = placements(nb, drop_empty=drop_empty)
     rows = max((p.row + p.height for p in places if p.shown and not p.flow), default=0)
-    nb.metadata.setdefault("lab2land", {})["grid"] = {
-        "columns": settings.columns, "cell_height": settings.cell_height, "margin": settings.margin, "rows": rows}
+    nb.metadata.setdefault("lab2land", nbformat.NotebookNode())["grid"] = nbformat.from_dict({
+        "columns": settings.columns, "cell_height": settings.cell_height, "margin": settings.margin, "rows": rows})
     for cell, place in zip(nb.cells, places):
         grid = ({"hidden": True, "reason": place.reason} if not place.shown else
                 {"hidden": False, "col": place.col + 1, "row": place.row + 1, "width": place.width,
                  "height": place.height, "flow": place.flow, "order": place.order})
-        cell.metadata.setdefault("lab2land", {})["grid"] = grid
+        cell.metadata.setdefault("lab2land", nbformat.NotebookNode())["grid"] = nbformat.from_dict(grid)
     return nb
 
 
@@ -272,15 +275,15 @@ def sync_tags(nb: nbformat.NotebookNode) -> list[str]:
         default = GridSettings()
         _set_view(nb.metadata, {"name": "grid", "type": "grid", "maxColumns": default.columns,
                                 "cellMargin": default.margin, "defaultCellHeight": default.cell_height})
-        nb.metadata.extensions.jupyter_dashboards["activeView"] = VIEW
+        nb.metadata["extensions"]["jupyter_dashboards"]["activeView"] = VIEW
     return changes
 
 
 def describe(view: dict) -> str:
-    """A view in tag notation (1-based), e.g. ``grid:col=1,row=1,w=6,h=4``."""
+    """A view in tag notation (1-based), e.g. ``grid:col=1;row=1;w=6;h=4``."""
     if view.get("hidden"):
         return "grid:hidden"
-    return f"grid:col={view['col'] + 1},row={view['row'] + 1},w={view['width']},h={view['height']}"
+    return f"grid:col={view['col'] + 1};row={view['row'] + 1};w={view['width']};h={view['height']}"
 
 
 def grid_problems(nb: dict, name: str = "notebook") -> list[str]:
