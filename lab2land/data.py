@@ -181,8 +181,8 @@ def _load_sql(project: Path, name: str, source: SourceConfig, workdir: Path) -> 
         try:
             with engine.connect() as conn:
                 result = conn.execute(sqlalchemy.text(_literal_sql(source.sql)))
-                frame = pd.DataFrame.from_records(result.fetchall(), columns=list(result.keys()),
-                                                  coerce_float=True)
+                rows = [tuple(row) for row in result]  # plain tuples: pandas probes Row objects slowly
+                frame = pd.DataFrame.from_records(rows, columns=list(result.keys()), coerce_float=True)
         finally:
             engine.dispose()
     except sqlalchemy.exc.SQLAlchemyError as exc:

@@ -1,0 +1,147 @@
+"""P2: a no-op rebuild of 100 report variants (nothing changed), against the cold build.
+
+A temporary project holds one small notebook fanned out over 100 parameter sets that reads one
+SQLite source (a real SQL query, snapshotted and hashed on every build). The cold build executes
+and publishes all 100 variants. Then, with nothing changed, the rebuild is timed:
+
+* in-process: ``build(load_config(project))``, the library call, several times;
+* CLI: ``publish.py --project DIR build`` as a user or cron runs it (interpreter start-up and
+  imports included), several times.
+
+Every no-op must report 100 × "unchanged" and start no kernel (checked). Target: no-op ≤ 1 s and
+≥ 50× faster than the cold build. Prints figures, asserts nothing about time.
+
+Usage: .venv/bin/python bench/bench_noop_rebuild.py [--variants 100] [--jobs 2] [--repeat 5]
+       [--profile] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbformat import v4
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import machine, publish  # noqa: E402
+
+from lab2land.build import Reporter, build  # noqa: E402
+from lab2land.config import load_config  # noqa: E402
+
+
+class Counter(Reporter):
+    def __init__(self):
+        self.started_runs = 0
+
+    def started(self, run) -> None:
+        self.started_runs += 1
+
+
+def make_project(root: Path, variants: int) -> Path:
+    (root / "data").mkdir(parents=True)
+    with sqlite3.connect(root / "data" / "shop.sqlite") as db:
+        db.execute("create table sales (day text, region text, amount real)")
+        db.executemany("insert into sales values (?, ?, ?)",
+                       [(f"2026-01-{d:02d}", f"r{r}", d * 1.5 + r) for d in range(1, 29) for r in range(variants)])
+    nb = v4.new_notebook(cells=[
+        v4.new_code_cell('sales = ""\nregion = "r0"', metadata={"tags": ["parameters"]}),
+        v4.new_code_cell("import csv\nrows = [r for r in csv.DictReader(open(sales)) if r['region'] == region]\n"
+                         "print(f'{region}: {len(rows)} days, total {sum(float(r[\"amount\"]) for r in rows):.1f}')"),
+        v4.new_markdown_cell("Revenue of one region."),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    (root / "notebooks").mkdir()
+    nbformat.write(nb, str(root / "notebooks" / "region.ipynb"))
+    sets = ", ".join(f'{{ region = "r{i}" }}' for i in range(variants))
+    (root / "publish.toml").write_text(
+        '[site]\ntitle = "P2 bench"\n\n'
+        '[sources.sales]\nurl = "sqlite:///data/shop.sqlite"\n'
+        'sql = "select day, region, amount from sales order by day, region"\n\n'
+        '[reports.region]\nnotebook = "notebooks/region.ipynb"\ntitle = "Region"\nsources = ["sales"]\n'
+        f"parameters = [{sets}]\n", encoding="utf-8")
+    return root
+
+
+def noop_in_process(project: Path, variants: int) -> float:
+    counter = Counter()
+    start = time.perf_counter()
+    summary = build(load_config(project), reporter=counter)
+    wall = time.perf_counter() - start
+    statuses = [o.status for o in summary.outcomes]
+    if counter.started_runs or statuses != ["unchanged"] * variants:
+        sys.exit(f"not a no-op: {counter.started_runs} kernels started, statuses {set(statuses)}")
+    return wall
+
+
+def versions(project: Path) -> int:
+    return sum(1 for p in (project / "reports" / "region").glob("2*") if p.is_dir())
+
+
+def profile_noop(project: Path) -> str:
+    profiler = cProfile.Profile()
+    profiler.enable()
+    build(load_config(project))
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
+    return out.getvalue()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variants", type=int, default=100)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--profile", action="store_true", help="print a cProfile of one in-process no-op")
+    p.add_argument("--keep", action="store_true", help="keep the temporary project")
+    args = p.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="lab2land-bench-noop-"))
+    try:
+        project = make_project(tmp / "project", args.variants)
+        print(f"P2 no-op rebuild — {machine()}")
+        print(f"project: {args.variants} variants of one notebook, one SQLite source; jobs={args.jobs}")
+
+        counter = Counter()
+        start = time.perf_counter()
+        summary = build(load_config(project), jobs=args.jobs, reporter=counter)
+        cold = time.perf_counter() - start
+        bad = [o for o in summary.outcomes if o.status != "ok"]
+        if bad or counter.started_runs != args.variants:
+            sys.exit(f"cold build failed: {[o.summary for o in bad][:3]}")
+        before = versions(project)
+
+        in_process = [noop_in_process(project, args.variants) for _ in range(args.repeat)]
+        cli = [publish(project, "build") for _ in range(args.repeat)]
+        if versions(project) != before:
+            sys.exit(f"a no-op rebuild wrote versions: {before} → {versions(project)}")
+
+        best_in, med_in = min(in_process), statistics.median(in_process)
+        best_cli, med_cli = min(cli), statistics.median(cli)
+        print(f"cold build (in-process, {args.variants} kernels):  {cold:8.2f} s")
+        print(f"no-op rebuild, in-process:   median {med_in:6.3f} s (best {best_in:.3f})   "
+              f"{cold / med_in:7.0f}× faster than cold")
+        print(f"no-op rebuild, CLI:          median {med_cli:6.3f} s (best {best_cli:.3f})   "
+              f"{cold / med_cli:7.0f}× faster than cold")
+        print(f"target: ≤ 1 s and ≥ 50×.  in-process: {'met' if med_in <= 1 and cold / med_in >= 50 else 'MISSED'}; "
+              f"CLI: {'met' if med_cli <= 1 and cold / med_cli >= 50 else 'MISSED'}")
+        if args.profile:
+            print(profile_noop(project))
+    finally:
+        if args.keep:
+            print(f"kept: {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
