@@ -1,0 +1,211 @@
+"""Dashboard benchmarks (figures printed, no timed asserts).
+
+P4  navigation → first plotly figure and widget visible in Chromium: ``publish.py serve``
+    (preheated) vs plain ``voila notebook.ipynb``, same notebook (fraud_detection), same run.
+P5  widget round-trip on the fraud dashboard: field change → new probability shown, median of 50.
+MEM RSS of the server and its kernels: idle, with 10 dashboards open, after they are closed.
+
+Run: ``.venv/bin/python bench/bench_dashboards.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import BIN, ROOT, demo_project, machine  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+VISIBLE = ".js-plotly-plot .main-svg"
+WIDGET = ".widget-text input[type=number], .widget-slider"
+RUNS = 3
+TOML = """[site]
+title = "bench"
+[reports.fraud]
+notebook = "notebooks/fraud_detection.ipynb"
+title = "Fraud"
+parameters = { threshold = 0.5 }
+dashboard = true
+pool_size = %d
+[reports.light]
+notebook = "notebooks/light.ipynb"
+title = "Light"
+dashboard = true
+pool_size = 1
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _light_notebook(path: Path) -> None:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[
+        new_code_cell("n = 3", metadata={"tags": ["parameters"]}),
+        new_code_cell("import ipywidgets as w\nw.IntSlider(value=n)"),
+        new_code_cell("import plotly.graph_objects as go\ngo.Figure(go.Bar(y=[1, n, 2]))")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def _start(cmd: list[str], url: str, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "LAB2LAND_CULL_IDLE_SECONDS": "10", "LAB2LAND_CULL_INTERVAL_SECONDS": "2"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+    for _ in range(300):
+        try:
+            requests.get(url, timeout=2)
+            return proc
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    sys.exit(f"server did not start: {' '.join(cmd)}\n{log.read_text()[-2000:]}")
+
+
+def _kernels(proc) -> list[psutil.Process]:
+    return [p for p in psutil.Process(proc.pid).children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+
+
+def _wait_quiet(proc, count: int, timeout: float = 180) -> None:
+    """Until ``count`` kernels exist and none uses CPU (preheated pools have run the notebook)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kernels = _kernels(proc)
+        if len(kernels) >= count:
+            try:
+                for k in kernels:
+                    k.cpu_percent(interval=None)
+                time.sleep(1.0)
+                if sum(k.cpu_percent(interval=None) for k in kernels) < 5:
+                    return
+            except psutil.NoSuchProcess:
+                pass  # a kernel exited (culled or restarted): look again
+        time.sleep(0.5)
+
+
+def _rss(proc) -> tuple[float, int]:
+    procs = [psutil.Process(proc.pid), *_kernels(proc)]
+    return sum(p.memory_info().rss for p in procs) / 2**20, len(procs) - 1
+
+
+def _stop(proc) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _time_to_visible(browser, url: str) -> float:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # No network here: fail non-local requests at once (plain Voila links a CDN) for both.
+    context.route("**/*", lambda r: r.continue_() if "127.0.0.1" in r.request.url else r.abort())
+    page = context.new_page()
+    start = time.perf_counter()
+    page.goto(url, wait_until="commit")
+    page.wait_for_selector(VISIBLE, timeout=180_000)
+    page.wait_for_selector(WIDGET, timeout=180_000)
+    elapsed = time.perf_counter() - start
+    context.close()
+    return elapsed
+
+
+ROUND_TRIP_JS = """async (values) => {
+  const input = document.querySelector('.widget-text input[type=number]');
+  const verdict = [...document.querySelectorAll('.widget-html')].find(e => /Probability of fraud/.test(e.innerText));
+  const times = [];
+  for (const v of values) {
+    const before = verdict.innerText;
+    const changed = new Promise(resolve => {
+      const obs = new MutationObserver(() => { if (verdict.innerText !== before) { obs.disconnect(); resolve(); } });
+      obs.observe(verdict, {subtree: true, childList: true, characterData: true});
+    });
+    const t0 = performance.now();
+    input.value = String(v);
+    input.dispatchEvent(new Event('input', {bubbles: true}));
+    input.dispatchEvent(new Event('change', {bubbles: true}));
+    await Promise.race([changed, new Promise((_, no) => setTimeout(() => no(new Error('no update for ' + v)), 10000))]);
+    times.push(performance.now() - t0);
+  }
+  return times;
+}"""
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    print(f"bench_dashboards: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="lab2land-bench-dash-") as tmp:
+        project = demo_project(Path(tmp), ["fraud_detection.ipynb"], TOML % RUNS)
+        _light_notebook(project / "notebooks" / "light.ipynb")
+        port, voila_port = _free_port(), _free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = _start([sys.executable, str(ROOT / "publish.py"), "--project", str(project), "serve",
+                         "--port", str(port)], base + "/voila/static/voila.js", project / "serve.log")
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+                _wait_quiet(server, RUNS + 1)
+                mem_idle = _rss(server)
+                ours = [_time_to_visible(browser, base + "/dashboards/fraud/") for _ in range(RUNS)]
+
+                _wait_quiet(server, RUNS + 1)
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(base + "/dashboards/fraud/")
+                page.wait_for_selector(".widget-text input[type=number]", timeout=180_000)
+                page.wait_for_function("/Probability of fraud/.test(document.body.innerText)", timeout=60_000)
+                times = page.evaluate(ROUND_TRIP_JS, [25000 if i % 2 == 0 else 420 for i in range(50)])
+                page.close()
+
+                context = browser.new_context()
+                for _ in range(10):
+                    tab = context.new_page()
+                    tab.goto(base + "/dashboards/light/")
+                    tab.wait_for_selector(".widget-slider", timeout=180_000)
+                mem_open = _rss(server)
+                context.close()
+                deadline = time.monotonic() + 90
+                while time.monotonic() < deadline and len(_kernels(server)) > RUNS + 1:
+                    time.sleep(1)
+                mem_closed = _rss(server)
+
+                voila = _start([str(BIN / "voila"), "--no-browser", f"--port={voila_port}", "--Voila.ip=127.0.0.1",
+                                str(project / "notebooks" / "fraud_detection.ipynb")],
+                               f"http://127.0.0.1:{voila_port}/voila/static/voila.js", project / "voila.log")
+                try:
+                    plain = [_time_to_visible(browser, f"http://127.0.0.1:{voila_port}/") for _ in range(RUNS)]
+                finally:
+                    _stop(voila)
+                browser.close()
+        finally:
+            _stop(server)
+    ours_s, plain_s = statistics.median(ours), statistics.median(plain)
+    print(f"P4 time to first plot + widget visible (fraud_detection, median of {RUNS}):")
+    print(f"   lab2land serve (preheated): {ours_s:.2f} s   runs {', '.join(f'{t:.2f}' for t in ours)}")
+    print(f"   plain voila:                {plain_s:.2f} s   runs {', '.join(f'{t:.2f}' for t in plain)}")
+    print(f"   ratio: {plain_s / ours_s:.1f}x faster   (target >= 3x and <= 1.5 s)")
+    print(f"P5 fraud form round-trip, median of {len(times)}: {statistics.median(times):.0f} ms "
+          f"(p90 {sorted(times)[int(len(times) * 0.9)]:.0f} ms, max {max(times):.0f} ms; target <= 100 ms)")
+    print("MEM server + kernels RSS:")
+    print(f"   idle (pools ready):        {mem_idle[0]:,.0f} MB, {mem_idle[1]} kernels")
+    print(f"   10 light dashboards open:  {mem_open[0]:,.0f} MB, {mem_open[1]} kernels")
+    print(f"   after closing (culled):    {mem_closed[0]:,.0f} MB, {mem_closed[1]} kernels")
+
+
+if __name__ == "__main__":
+    main()
