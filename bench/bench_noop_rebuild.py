@@ -24,6 +24,7 @@ import pstats
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +34,7 @@ import nbformat
 from nbformat import v4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine, publish  # noqa: E402
+from _common import ROOT, machine, publish  # noqa: E402
 
 from lab2land.build import Reporter, build  # noqa: E402
 from lab2land.config import load_config  # noqa: E402
@@ -96,6 +97,22 @@ def profile_noop(project: Path) -> str:
     return out.getvalue()
 
 
+def import_breakdown(project: Path, top: int = 10) -> str:
+    """Where a CLI no-op spends its import time: each package's cumulative import time at its first
+    import (``python -X importtime``), heaviest first."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "publish.py"), "--project", str(project),
+                           "build"], capture_output=True, text=True, check=True)
+    packages: dict[str, int] = {}
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = (part.strip() for part in line.split("|"))
+        if cumulative.isdigit() and "." not in name:
+            packages[name] = max(packages.get(name, 0), int(cumulative))
+    heaviest = sorted(packages.items(), key=lambda kv: -kv[1])[:top]
+    return "\n".join(f"  {name:<24} {us / 1000:7.0f} ms" for name, us in heaviest)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variants", type=int, default=100)
@@ -135,6 +152,8 @@ def main() -> None:
         print(f"target: ≤ 1 s and ≥ 50×.  in-process: {'met' if med_in <= 1 and cold / med_in >= 50 else 'MISSED'}; "
               f"CLI: {'met' if med_cli <= 1 and cold / med_cli >= 50 else 'MISSED'}")
         if args.profile:
+            print("CLI no-op, heaviest imports (cumulative, nested imports included):")
+            print(import_breakdown(project))
             print(profile_noop(project))
     finally:
         if args.keep:
