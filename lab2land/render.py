@@ -25,7 +25,7 @@ from traitlets import Bool, Unicode
 from traitlets.config import Config
 
 import lab2land
-from lab2land import sanitize
+from lab2land import grid, sanitize
 
 TEMPLATES_DIR = Path(lab2land.__file__).resolve().parent.parent / "templates"
 LAYOUTS = ("flow", "grid")
@@ -71,12 +71,14 @@ class ReportPreprocessor(Preprocessor):
         l2l = resources.setdefault("lab2land", {})
         error = ((l2l.get("page") or {}).get("version") or {}).get("error") or {}
         failed = _failing_cell(nb.cells, error.get("cell_index"))
-        grid = _grid_spec(nb.metadata) if self.layout == "grid" else None
-        if grid:
-            l2l["grid_style"] = f"--l2l-cols: {grid[0]}; --l2l-row-h: {grid[1]}px"
+        on_grid = self.layout == "grid"
+        if on_grid:
+            settings = grid.notebook_settings(nb)
+            l2l["grid_style"] = f"--l2l-cols: {settings.columns}; --l2l-row-h: {settings.cell_height}px"
         sanitize.drop_unrenderable_widget_views(nb)
         if l2l.get("has_widgets") and not _has_output(nb, WIDGET_VIEW_MIME):
             l2l.update(has_widgets=False, csp=_csp(widgets=False))  # no embed.js, no eval
+        places = grid.placements(nb, drop_empty=False) if on_grid else None
         kept = []
         for index, cell in enumerate(nb.cells):
             tags = set(cell.metadata.get("tags", []))
@@ -93,9 +95,11 @@ class ReportPreprocessor(Preprocessor):
                     cell.metadata.setdefault("transient", {})["remove_source"] = True
                     if not cell.get("outputs"):
                         continue  # nothing left to show: not even an empty box
-            if grid and not _place_on_grid(cell, meta):
+            if on_grid and not _place_on_grid(cell, meta, places[index]):
                 continue
             kept.append(cell)
+        if on_grid:
+            _place_flow_cells(kept, places)
         nb.cells = kept
         return nb, resources
 
@@ -222,7 +226,6 @@ _PAPERMILL_BANNER_TAGS = {"papermill-error-cell-tag"}
 _REMOVE_CELL = {"remove-cell", "remove_cell"}
 _HIDE_INPUT = {"remove-input", "remove_input", "hide-input", "hide_input"}
 _REMOVE_OUTPUT = {"remove-output", "remove_output"}
-_DASHBOARD_KEYS = ("extensions", "jupyter_dashboards", "views", "grid_default")
 
 
 def _failing_cell(cells: list, cell_index: int | None) -> int | None:
@@ -240,43 +243,27 @@ def _failing_cell(cells: list, cell_index: int | None) -> int | None:
     return None
 
 
-def _dig(meta: dict, keys: tuple[str, ...]) -> dict:
-    for key in keys:
-        meta = meta.get(key) if isinstance(meta, dict) else None
-    return meta if isinstance(meta, dict) else {}
-
-
-def _grid_spec(nb_meta: dict) -> tuple[int, int] | None:
-    """(columns, row height px) of a notebook's dashboard grid, accepting the older
-    ``numColumns``/``cellHeight`` spellings; None when the notebook has no grid view."""
-    view = _dig(nb_meta, _DASHBOARD_KEYS[:3]).get("grid_default")
-    if not isinstance(view, dict):
-        return None
-    cols = view.get("maxColumns") or view.get("numColumns") or 12
-    height = view.get("defaultCellHeight") or view.get("cellHeight") or 40
-    try:
-        return max(1, min(int(cols), 48)), max(8, min(int(height), 400))
-    except (TypeError, ValueError):
-        return 12, 40
-
-
-def _place_on_grid(cell, meta: dict) -> bool:
-    """Set the cell's grid placement; False if the dashboard view hides it.
-
-    Cells without a position (or with null col/row) go full width after the placed ones.
-    """
-    view = _dig(cell.metadata, _DASHBOARD_KEYS)
-    if view.get("hidden") and not meta.get("failed"):
+def _place_on_grid(cell, meta: dict, place: grid.Placement) -> bool:
+    """Set the cell's grid area from ``lab2land.grid``'s placement (shared with the live
+    dashboards); False if the grid hides the cell. A failing cell is always shown."""
+    if not place.shown and not meta.get("failed"):
         return False
-    try:
-        col, row = int(view["col"]), int(view["row"])
-        width, height = max(1, int(view.get("width") or 1)), max(1, int(view.get("height") or 1))
-    except (KeyError, TypeError, ValueError):
-        meta["grid_style"] = "grid-column: 1 / -1"
-        return True
-    meta["grid_style"] = (f"grid-column: {col + 1} / span {width}; "
-                          f"grid-row: {row + 1} / span {height}")
+    if place.shown and not place.flow:
+        meta["grid_style"] = (f"grid-column: {place.col + 1} / span {place.width}; "
+                              f"grid-row: {place.row + 1} / span {place.height}")
+    else:
+        meta["grid_flow"] = True  # rows given by _place_flow_cells, once we know who is kept
     return True
+
+
+def _place_flow_cells(kept: list, places: list[grid.Placement]) -> None:
+    """Cells without a position go full width, in order, below the laid-out ones."""
+    row = max((p.row + p.height for p in places if p.shown and not p.flow), default=0) + 1
+    for cell in kept:
+        meta = cell.metadata["lab2land"]
+        if meta.pop("grid_flow", False):
+            meta["grid_style"] = f"grid-column: 1 / -1; grid-row: {row}"
+            row += 1
 
 
 def _is_partial(name: str | None) -> bool:
