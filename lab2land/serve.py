@@ -30,7 +30,8 @@ from voila.paths import collect_static_paths, collect_template_paths
 from lab2land import dashboards as dash
 from lab2land.config import Config
 from lab2land.serve_handlers import (
-    DashboardHandler, DashboardKernelManager, SiteHandler, TemplateAssetsHandler, TrailingSlashHandler,
+    DashboardHandler, DashboardKernelManager, KernelChannelsHandler, SiteHandler, TemplateAssetsHandler,
+    TrailingSlashHandler,
 )
 
 GRID_TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "grid"
@@ -84,6 +85,7 @@ class DashboardServer(Voila):
         keep = ("/api/kernels/", "/voila/static/", "/voila/api/themes/", "/voila/api/shutdown/",
                 "/voila/labextensions/", "/voila/query/", "/login", "/logout")
         handlers = [h for h in super().init_handlers() if h[0].startswith(keep)]
+        handlers = [(h[0], KernelChannelsHandler, *h[2:]) if h[0].endswith("/channels") else h for h in handlers]
         voila_kwargs = {"template_paths": self.template_paths, "config": self.config,
                         "voila_configuration": self.voila_configuration}
         # Voila's tree, render, contents and files handlers are left out on purpose: only the

@@ -13,6 +13,7 @@ from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelMana
 from tornado import web
 from traitlets import Dict
 from voila.static_file_handler import TemplateStaticFileHandler
+from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
 
 from lab2land import dashboards as dash
@@ -84,6 +85,11 @@ class TemplateAssetsHandler(PlainErrorsMixin, TemplateStaticFileHandler):
         if len(parts) < 3 or parts[1] != "static" or any(p in ("", ".", "..") for p in parts):
             raise web.HTTPError(404)
         return super().parse_url_path(path)
+
+
+class KernelChannelsHandler(PlainErrorsMixin, VoilaKernelWebsocketHandler):
+    """Voila's kernel websocket; a refused connection (e.g. the kernel has gone) is answered
+    with a plain error instead of Jupyter's error page, which needs assets we do not serve."""
 
 
 class TrailingSlashHandler(PlainErrorsMixin, JupyterHandler):

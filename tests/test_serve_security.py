@@ -129,6 +129,7 @@ def test_dead_kernel_does_not_stop_the_server(server):
     "/voila/static/%2e%2e/%2e%2e/%2e%2e/secret.txt", "/voila/templates/lab/static/%2e%2e/%2e%2e/conf.json",
     "/voila/render/widgets.ipynb", "/voila/tree", "/voila/api/contents/", "/api/kernels", "/api/contents",
     "/dashboards/..%2f..%2fsecret.txt/", "/dashboards/%2e%2e/",
+    "/api/kernels/00000000-0000-0000-0000-000000000000/channels",
 ])
 def test_private_files_and_traversal_are_refused(server, path):
     assert _raw_get(server, path) in (400, 403, 404)
