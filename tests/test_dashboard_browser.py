@@ -138,6 +138,7 @@ def test_widgets_dashboard_grid_plot_and_slider(server, page):
     assert slider["x"] < plot["x"] + 1 and slider["y"] < plot["y"]
     assert flow["text"] == "flowing text 3" and flow["y"] >= plot["y"] + plot["h"]
     assert "x = 1" not in page.content() and "n = 3" not in page.inner_text("body")  # sources stripped
+    assert page.get_attribute(".l2l-dashboard-nav a[href='/widgets/']", "href") == "/widgets/"
     page.focus(".widget-slider .noUi-handle")
     page.keyboard.press("ArrowRight")
     page.wait_for_function("document.body.innerText.includes('square=16')", timeout=10_000)
