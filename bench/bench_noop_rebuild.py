@@ -11,8 +11,12 @@ and publishes all 100 variants. Then, with nothing changed, the rebuild is timed
 Every no-op must report 100 × "unchanged" and start no kernel (checked). Target: no-op ≤ 1 s and
 ≥ 50× faster than the cold build. Prints figures, asserts nothing about time.
 
+The bench runs on a frozen copy of ``lab2land/``, ``templates/`` and ``publish.py``: the cache key
+covers lab2land's templates and render code, so an edit in a shared checkout during the run would
+(rightly) turn the "no-op" into a full rebuild. ``--live-code`` runs the checkout as it is.
+
 Usage: .venv/bin/python bench/bench_noop_rebuild.py [--variants 100] [--jobs 2] [--repeat 5]
-       [--profile] [--keep]
+       [--profile] [--keep] [--live-code]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import shutil
 import sqlite3
@@ -34,7 +39,7 @@ import nbformat
 from nbformat import v4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine, publish  # noqa: E402
+from _common import ROOT, machine  # noqa: E402
 
 from lab2land.build import Reporter, build  # noqa: E402
 from lab2land.config import load_config  # noqa: E402
@@ -100,8 +105,9 @@ def profile_noop(project: Path) -> str:
 def import_breakdown(project: Path, top: int = 10) -> str:
     """Where a CLI no-op spends its import time: each package's cumulative import time at its first
     import (``python -X importtime``), heaviest first."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", str(ROOT / "publish.py"), "--project", str(project),
-                           "build"], capture_output=True, text=True, check=True)
+    script = Path(os.environ.get(FROZEN, ROOT)) / "publish.py"
+    proc = subprocess.run([sys.executable, "-X", "importtime", str(script), "--project", str(project), "build"],
+                          capture_output=True, text=True, check=True)
     packages: dict[str, int] = {}
     for line in proc.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
@@ -113,6 +119,33 @@ def import_breakdown(project: Path, top: int = 10) -> str:
     return "\n".join(f"  {name:<24} {us / 1000:7.0f} ms" for name, us in heaviest)
 
 
+FROZEN = "LAB2LAND_BENCH_FROZEN_CODE"
+
+
+def rerun_on_frozen_code() -> None:
+    """Copy the code the cache key depends on and re-execute this script on that copy."""
+    code = Path(tempfile.mkdtemp(prefix="lab2land-bench-code-"))
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "lab2land", code / "lab2land", ignore=skip)
+    shutil.copytree(ROOT / "templates", code / "templates", ignore=skip)
+    shutil.copy(ROOT / "publish.py", code / "publish.py")
+    env = {**os.environ, FROZEN: str(code), "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(code), os.environ.get("PYTHONPATH")]))}
+    try:
+        sys.exit(subprocess.run([sys.executable, __file__, *sys.argv[1:]], env=env).returncode)
+    finally:
+        shutil.rmtree(code, ignore_errors=True)
+
+
+def publish_cli(project: Path, *args: str) -> float:
+    """``publish.py --project PROJECT ARGS`` as a user runs it (the frozen copy's publish.py)."""
+    script = Path(os.environ.get(FROZEN, ROOT)) / "publish.py"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, str(script), "--project", str(project), *args], check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variants", type=int, default=100)
@@ -120,13 +153,20 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--profile", action="store_true", help="print a cProfile of one in-process no-op")
     p.add_argument("--keep", action="store_true", help="keep the temporary project")
+    p.add_argument("--live-code", action="store_true", help="run on the checkout, not a frozen copy of it")
     args = p.parse_args()
+    if not args.live_code and FROZEN not in os.environ:
+        rerun_on_frozen_code()
+    import lab2land
+
+    code_dir = Path(lab2land.__file__).resolve().parent.parent
 
     tmp = Path(tempfile.mkdtemp(prefix="lab2land-bench-noop-"))
     try:
         project = make_project(tmp / "project", args.variants)
         print(f"P2 no-op rebuild — {machine()}")
-        print(f"project: {args.variants} variants of one notebook, one SQLite source; jobs={args.jobs}")
+        print(f"project: {args.variants} variants of one notebook, one SQLite source; jobs={args.jobs}; "
+              f"code: {'frozen copy' if FROZEN in os.environ else 'live checkout'} ({code_dir})")
 
         counter = Counter()
         start = time.perf_counter()
@@ -138,7 +178,7 @@ def main() -> None:
         before = versions(project)
 
         in_process = [noop_in_process(project, args.variants) for _ in range(args.repeat)]
-        cli = [publish(project, "build") for _ in range(args.repeat)]
+        cli = [publish_cli(project, "build") for _ in range(args.repeat)]
         if versions(project) != before:
             sys.exit(f"a no-op rebuild wrote versions: {before} → {versions(project)}")
 
