@@ -25,7 +25,8 @@ import nbformat
 from papermill.parameterize import parameterize_notebook
 
 from lab2land import grid
-from lab2land.config import Config, ConfigError
+from lab2land.config import Config
+from lab2land.plan import plan_runs
 from lab2land.params import NotebookParam, ParameterError, notebook_parameters, resolve_parameters
 
 DEFAULT_NAME = "index.ipynb"
@@ -59,29 +60,20 @@ class Dashboard:
 
 
 def collect(config: Config) -> dict[str, Dashboard]:
-    """The dashboards of a project, with their default parameters validated.
+    """The dashboards of a project, validated exactly like a build (parameters, kernel).
 
     Raises:
-        ConfigError: listing every report whose default parameters do not fit its notebook.
+        ConfigError: listing every problem, before any kernel starts.
     """
-    dashboards, problems = {}, []
-    for name, report in config.reports.items():
-        if not report.dashboard:
-            continue
-        path = config.notebook_path(name)
-        try:
-            declared = notebook_parameters(path)
-            defaults = resolve_parameters(
-                name, path, report.parameter_sets()[0], declared=declared,
-                origin=f"{config.config_path.name}: reports.{name}.parameters",
-                takes_parameters=report.takes_parameters)
-        except ParameterError as exc:
-            problems.extend(exc.problems)
-            continue
-        dashboards[name] = Dashboard(name, report.title, path, report.kernel, report.takes_parameters,
-                                     report.pool_size, defaults, declared)
-    if problems:
-        raise ConfigError(problems)
+    names = [name for name, report in config.reports.items() if report.dashboard]
+    dashboards = {}
+    for run in plan_runs(config, names) if names else []:
+        if run.report in dashboards:
+            continue  # a dashboard opens on the report's first parameter set
+        report = config.reports[run.report]
+        dashboards[run.report] = Dashboard(run.report, report.title, run.notebook, run.kernel,
+                                           report.takes_parameters, report.pool_size, run.parameters,
+                                           run.declared if report.takes_parameters else None)
     return dashboards
 
 

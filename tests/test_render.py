@@ -342,7 +342,7 @@ def test_grid_layout_places_cells_from_dashboard_metadata():
     assert "l2l-layout-grid" in soup.body["class"]
     assert soup.select_one("article.l2l-notebook")["style"] == "--l2l-cols: 6; --l2l-row-h: 30px"
     cells = soup.select(".l2l-grid-cell")
-    assert [c["style"] for c in cells] == ["grid-column: 1 / span 4; grid-row: 1 / span 2", "grid-column: 1 / -1"]
+    assert [c["style"] for c in cells] == ["grid-column: 1 / span 4; grid-row: 1 / span 2", "grid-column: 1 / -1; grid-row: 3"]
     assert "hidden one" not in html
 
 
