@@ -31,8 +31,17 @@ ROOT = Path(__file__).resolve().parent.parent
 WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
 
 
+CELL_TIMEOUT = 60
+
+
 def _report(name: str, notebook: str, **keys) -> str:
-    """One ``[reports.<name>]`` table; ``keys`` are written as TOML literals."""
+    """One ``[reports.<name>]`` table; ``keys`` are written as TOML literals.
+
+    Cells get 60 s, not the default 600: widget cells sometimes see their execute_reply only
+    when the cell time limit expires (nbclient issue #312; it completes then, late), and such
+    a stall must not cost this module ten minutes.
+    """
+    keys = {"timeout": CELL_TIMEOUT, **keys}
     lines = [f"[reports.{name}]", f'notebook = "corpus/{notebook}"', f'title = "{notebook}"']
     for key, value in keys.items():
         lines.append(f"{key} = {json.dumps(value) if not isinstance(value, bool) else str(value).lower()}")
