@@ -132,13 +132,14 @@ def _running_cell(nb: Optional[nbformat.NotebookNode]) -> Optional[int]:
 
 
 def where(nb: Optional[nbformat.NotebookNode], index: Optional[int]) -> str:
-    """Name a cell so a person can find it: its index and first line of code."""
+    """Name a cell so a person can find it: its position counted from 1 (as readers count, in
+    the executed notebook) and its first line of code."""
     if index is None:
         return "before any cell ran"
     if nb is None or index >= len(nb.cells):
-        return f"cell {index}"
+        return f"cell {index + 1}"
     first = next((line.strip() for line in nb.cells[index].source.splitlines() if line.strip()), "")
-    return f"cell {index} ({first[:60]!r})" if first else f"cell {index}"
+    return f"cell {index + 1} ({first[:60]!r})" if first else f"cell {index + 1}"
 
 
 def classify(exc: BaseException, nb: Optional[nbformat.NotebookNode], job: RunJob) -> RunError:
@@ -185,13 +186,16 @@ def execute(job: RunJob, output: Path) -> RunResult:
     """Run ``job`` with papermill in this process, writing the executed notebook to ``output``."""
     import papermill
 
+    from .kernels import RunKernelManager
+
     started, clock = _now(), time.monotonic()
     error, attempts = None, 0
     for attempts in range(1, START_RETRIES + 1):
         try:
             papermill.execute_notebook(
                 job.notebook, str(output), parameters=job.parameters, kernel_name=job.kernel,
-                cwd=job.cwd, execution_timeout=job.cell_timeout, progress_bar=False, log_output=False)
+                cwd=job.cwd, execution_timeout=job.cell_timeout, progress_bar=False, log_output=False,
+                kernel_manager_class=RunKernelManager)
             error = None
         except Exception as exc:  # classified below; nothing escapes a run unexplained
             nb = _read_nb(output)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import nbformat
+from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager
 
 from .config import Config, ConfigError, ReportConfig
 from .params import RUN_ID, NotebookParam, ParameterError, notebook_parameters, resolve_parameters
@@ -52,8 +53,6 @@ def variant_names(sets: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def _installed_kernels() -> dict[str, str]:
-    from jupyter_client.kernelspec import KernelSpecManager
-
     return KernelSpecManager().find_kernel_specs()
 
 
@@ -64,6 +63,8 @@ def _kernel(name: str, report: ReportConfig, path: Path, installed: dict[str, st
         nb = nbformat.read(str(path), as_version=4)
         kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
         where = f"reports.{name}: kernel {kernel!r} (from {report.notebook}'s metadata)"
+    if kernel == "python" and "python" not in installed:
+        kernel = NATIVE_KERNEL_NAME  # jupyter_client's KernelManager maps this alias the same way
     if kernel not in installed:
         problems.append(f"{where} is not installed (installed: {', '.join(sorted(installed))}); "
                         f"set `kernel = \"python3\"` in [reports.{name}] or install it")

@@ -117,5 +117,5 @@ def test_cell_timeout_is_a_failed_version_naming_the_cell(tmp_path):
     project = make_project(tmp_path, "import time\ntime.sleep(30)", timeout=2)
     [outcome] = build(load_config(project)).outcomes
     assert outcome.status == "failed"
-    assert "cell 1 ('import time') ran longer than 2 s" in outcome.summary
+    assert "cell 2 ('import time') ran longer than 2 s" in outcome.summary
     assert os.listdir(project / "reports" / "r" / outcome.version_id)
