@@ -1,35 +1,29 @@
 """``build()``: the publish recipe, top to bottom.
 
-plan runs → lock the site → execute (in parallel) → render and commit each version as it
-finishes → rewrite history pages, latest pages and catalog → prune old versions.
+plan runs → lock the site → load data snapshots and compute cache keys → publish what needs
+no kernel (unchanged, failed sources) → execute the rest in parallel, committing each version as
+it finishes → rewrite history pages, latest pages and catalog → prune old versions.
 """
 
 from __future__ import annotations
 
 import hashlib
-import platform
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
-import nbformat
-
-from . import __version__
 from .assets import install_assets
-from .config import Config
 from .cache import State, cache_key, environment_fingerprint, is_due
-from .data import Snapshot, load_sources
+from .config import Config
+from .data import load_sources
 from .execute import RunError, RunJob, RunResult
-from .executors import get_executor
+from .executors import Executor, get_executor
 from .plan import Run, injected, plan_runs, variant_names
-from .render import render_version, template_fingerprint
-from .site import SiteWriter, dashboard_path
+from .publisher import Outcome, Prepared, Publisher, sha256, template_dirs
+from .render import template_fingerprint
+from .site import SiteWriter
 from .store import Store, latest_by_variant, version_stamp
-
-STACK = ("papermill", "nbconvert", "nbclient", "nbformat", "ipykernel", "jupyter_client", "voila",
-         "ipywidgets", "plotly", "pandas", "numpy", "scikit-learn", "sqlalchemy")
 
 
 class Reporter:
@@ -38,17 +32,6 @@ class Reporter:
     def planned(self, runs: list[Run]) -> None: ...
     def started(self, run: Run) -> None: ...
     def finished(self, outcome: "Outcome") -> None: ...
-
-
-@dataclass
-class Outcome:
-    """What became of one run."""
-
-    run: Run
-    status: str  # "ok", "failed" or "unchanged"
-    version_id: Optional[str] = None
-    duration_s: float = 0.0
-    summary: str = ""
 
 
 @dataclass
@@ -61,37 +44,6 @@ class BuildSummary:
         return [o for o in self.outcomes if o.status == "failed"]
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of the stack a version was built with (recorded in every manifest)."""
-    found = {"python": platform.python_version(), "lab2land": __version__}
-    for name in STACK:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def template_dirs(config: Config) -> Optional[list[Path]]:
-    """Project template overrides, searched before lab2land's own templates."""
-    return [config.project_dir / config.site.templates] if config.site.templates else None
-
-
-@dataclass
-class Prepared:
-    """A planned run with its version id, data snapshots and cache key."""
-
-    run: Run
-    version_id: str
-    snapshots: list[Snapshot]
-    key: str
-    source_error: Optional[str] = None
-
-
 def _job(config: Config, prep: Prepared) -> RunJob:
     run, report = prep.run, config.reports[prep.run.report]
     sources = {s.name: s.path for s in prep.snapshots}
@@ -99,70 +51,6 @@ def _job(config: Config, prep: Prepared) -> RunJob:
                   cwd=str(run.notebook.parent),
                   parameters={**run.parameters, **sources, **injected(run, prep.version_id)},
                   kernel=run.kernel, cell_timeout=report.timeout, run_timeout=report.run_timeout)
-
-
-class Publisher:
-    """Turns finished runs into published versions."""
-
-    def __init__(self, config: Config, store: Store):
-        self.config, self.store = config, store
-        self.packages = package_versions()
-        self.templates = template_dirs(config)
-
-    def manifest(self, prep: Prepared, result: RunResult) -> dict:
-        run = prep.run
-        report = self.config.reports[run.report]
-        error = result.error.__dict__ if result.error else None
-        return {
-            "report": run.report, "title": report.title, "variant": run.variant, "variant_label": run.label,
-            "version_id": result.job.version_id, "status": result.status, "parameters": run.parameters,
-            "created": result.started, "started": result.started, "finished": result.finished,
-            "duration_s": result.duration_s, "attempts": result.attempts,
-            "notebook": report.notebook, "notebook_sha256": sha256(run.notebook), "kernel": run.kernel,
-            "executed_notebook": run.notebook.name, "error": error,
-            "log_tail": result.log_tail or None, "packages": self.packages, "lab2land_version": __version__,
-            "sources": [s.record() for s in prep.snapshots], "cache_key": prep.key,
-        }
-
-    def page_context(self, run: Run, manifest: dict) -> dict:
-        report = self.config.reports[run.report]
-        return {
-            "site_title": self.config.site.title,
-            "report": {"name": run.report, "title": report.title, "description": report.description,
-                       "tags": report.tags},
-            "version": {"id": manifest["version_id"], "variant": run.variant, "variant_label": run.label,
-                        "status": manifest["status"], "parameters": run.parameters, "created": manifest["created"],
-                        "duration_s": manifest["duration_s"], "error": manifest["error"],
-                        "data_taken": min((s["loaded"] for s in manifest["sources"]), default=None)},
-            "provenance": {"notebook": report.notebook, "notebook_sha256": manifest["notebook_sha256"],
-                           "kernel": run.kernel, "lab2land_version": __version__, "sources": manifest["sources"],
-                           "packages": self.packages},
-            "links": {"site": "../../index.html", "history": "../index.html",
-                      "latest": f"../latest/{run.variant}.html", "notebook": run.notebook.name,
-                      "dashboard": f"../../{dashboard_path(run.report)}" if report.dashboard else None,
-                      "versions_js": "../versions.js"},
-            "assets": "../../assets/",
-        }
-
-    def publish(self, prep: Prepared, result: RunResult) -> Outcome:
-        """Render ``result`` and commit it as a new version (a failed run becomes a failed version)."""
-        run = prep.run
-        manifest = self.manifest(prep, result)
-        nb = nbformat.reads(result.notebook_json, as_version=4) if result.notebook_json else nbformat.v4.new_notebook()
-        report = self.config.reports[run.report]
-        try:
-            page = render_version(nb, self.page_context(run, manifest), show_code=report.show_code,
-                                  layout=report.layout, template_dirs=self.templates)
-        except Exception as exc:  # a rendering bug must not lose the run: keep it as a failed version
-            manifest["status"] = "failed"
-            manifest["error"] = {"kind": "render", "summary": f"rendering failed: {type(exc).__name__}: {exc}",
-                                 "cell_index": None, "ename": type(exc).__name__, "evalue": str(exc)}
-            page = render_version(nbformat.v4.new_notebook(), self.page_context(run, manifest),
-                                  template_dirs=self.templates)
-        files = {"index.html": page, run.notebook.name: nbformat.writes(nb)}
-        self.store.commit_version(run.report, manifest["version_id"], files, manifest)
-        summary = (manifest["error"] or {}).get("summary", "")
-        return Outcome(run, manifest["status"], manifest["version_id"], result.duration_s, summary)
 
 
 def _prepare(config: Config, store: Store, runs: list[Run], stamp: str) -> list[Prepared]:
@@ -236,34 +124,62 @@ def build(config: Config, *, reports: Optional[list[str]] = None, overrides: Opt
         if due:
             runs = _due_runs(config, store, state, runs, now)
         install_assets(config.output_dir)
-        publisher = Publisher(config, store)
         prepared = _prepare(config, store, runs, version_stamp(now))
         reporter.planned(runs)
-        to_run: dict[tuple[str, str], Prepared] = {}
-        # Read each report's manifests once, not once per run (100 variants: 100 reads, not 10,000).
-        published = {name: store.versions(name) for name in {prep.run.report for prep in prepared}}
+        publisher = Publisher(config, store)
+        to_run = _settle(prepared, publisher, store, force, summary, reporter)
+        _execute(config, executor, to_run, publisher, summary, reporter)
         for prep in prepared:
             state.mark_checked(prep.run.report, prep.run.variant, now)
-            same = None if force else _unchanged(prep, published[prep.run.report])
-            if same is not None:
-                outcome = Outcome(prep.run, "unchanged", same["version_id"], 0.0, "nothing changed")
-            elif prep.source_error:
-                outcome = publisher.publish(prep, _source_failure(prep, _job(config, prep)))
-            else:
-                to_run[(prep.run.report, prep.version_id)] = prep
-                continue
-            summary.outcomes.append(outcome)
-            reporter.finished(outcome)
-        jobs_ = [_job(config, prep) for prep in to_run.values()]
-        for result in executor.map(jobs_, on_start=lambda job: reporter.started(to_run[(job.report, job.version_id)].run)):
-            outcome = publisher.publish(to_run[(result.job.report, result.job.version_id)], result)
-            summary.outcomes.append(outcome)
-            reporter.finished(outcome)
+        _write_site_if_changed(config, store, state, summary)
         state.save()
-        if any(o.status != "unchanged" for o in summary.outcomes) or not (config.output_dir / "index.html").exists():
-            write_site(config, store)
         store.clean_staging()
     return summary
+
+
+def _settle(prepared: list[Prepared], publisher: Publisher, store: Store, force: bool,
+            summary: BuildSummary, reporter: Reporter) -> list[Prepared]:
+    """Decide the runs that need no kernel (unchanged, or a source failed); return the rest."""
+    # Read each report's manifests once, not once per run (100 variants: 100 reads, not 10,000).
+    published = {name: store.versions(name) for name in {prep.run.report for prep in prepared}}
+    to_run = []
+    for prep in prepared:
+        same = None if force else _unchanged(prep, published[prep.run.report])
+        if same is not None:
+            outcome = Outcome(prep.run, "unchanged", same["version_id"], 0.0, "nothing changed")
+        elif prep.source_error:
+            outcome = publisher.publish(prep, _source_failure(prep, _job(publisher.config, prep)))
+        else:
+            to_run.append(prep)
+            continue
+        summary.outcomes.append(outcome)
+        reporter.finished(outcome)
+    return to_run
+
+
+def _execute(config: Config, executor: Executor, to_run: list[Prepared], publisher: Publisher,
+             summary: BuildSummary, reporter: Reporter) -> None:
+    """Run the jobs in parallel and publish each version as soon as its run finishes."""
+    by_key = {(prep.run.report, prep.version_id): prep for prep in to_run}
+    jobs = [_job(config, prep) for prep in to_run]
+    for result in executor.map(jobs, on_start=lambda job: reporter.started(by_key[(job.report, job.version_id)].run)):
+        outcome = publisher.publish(by_key[(result.job.report, result.job.version_id)], result)
+        summary.outcomes.append(outcome)
+        reporter.finished(outcome)
+
+
+def _site_key(config: Config) -> str:
+    # What the site pages show besides the versions themselves: the config and the templates.
+    payload = config.model_dump_json() + template_fingerprint(template_dirs(config))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _write_site_if_changed(config: Config, store: Store, state: State, summary: BuildSummary) -> None:
+    key = _site_key(config)
+    if (any(o.status != "unchanged" for o in summary.outcomes) or state.data.get("site") != key
+            or not (config.output_dir / "index.html").exists()):
+        write_site(config, store)
+        state.data["site"] = key
 
 
 def write_site(config: Config, store: Store) -> dict:

@@ -27,7 +27,7 @@ from papermill.parameterize import parameterize_notebook
 from lab2land import grid
 from lab2land.config import Config
 from lab2land.plan import plan_runs
-from lab2land.params import NotebookParam, ParameterError, notebook_parameters, resolve_parameters
+from lab2land.params import NotebookParam, ParameterError, resolve_parameters
 
 DEFAULT_NAME = "index.ipynb"
 # Distinct query-parameter notebooks kept per dashboard; older ones are deleted (they are

@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .build import BuildSummary, Outcome, Reporter
+from .build import BuildSummary, Reporter
+from .publisher import Outcome
 from .plan import Run
 
 _STYLE = {"ok": "green", "failed": "bold red", "unchanged": "dim"}
