@@ -27,7 +27,7 @@ import plotly
 
 import lab2land
 
-TEMPLATES_DIR = Path(lab2land.__file__).resolve().parent.parent / "templates"
+from lab2land.templating import TEMPLATES_DIR
 VENDOR_DIR = Path(lab2land.__file__).resolve().parent / "static" / "vendor"
 
 # Third-party JS fetched once from the npm registry, pinned with its registry integrity so

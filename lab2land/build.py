@@ -21,7 +21,7 @@ from .execute import RunError, RunJob, RunResult
 from .executors import Executor, get_executor
 from .plan import Run, injected, plan_runs, variant_names
 from .publisher import Outcome, Prepared, Publisher, sha256, template_dirs
-from .render import template_fingerprint
+from .templating import template_fingerprint
 from .site import SiteWriter
 from .store import Store, latest_by_variant, version_stamp
 

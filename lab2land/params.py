@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-from papermill.translators import papermill_translators
 
 # Parameters lab2land fills in itself when a notebook declares them.
 RUN_ID = "run_id"
@@ -93,6 +92,7 @@ def notebook_parameters(path: Path) -> dict[str, NotebookParam] | None:
     language = nb.metadata.get("kernelspec", {}).get("language") or nb.metadata.get(
         "language_info", {}).get("name") or "python"
     cell = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    from papermill.translators import papermill_translators  # imported here: papermill is slow to load
     found = {}
     for info in papermill_translators.find_translator(kernel, language).inspect(cell):
         try:

@@ -9,14 +9,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
-import nbformat
-
 from . import __version__
 from .config import Config
 from .data import Snapshot
 from .execute import RunResult
 from .plan import Run
-from .render import render_version
 from .site import dashboard_path
 from .store import Store
 
@@ -111,6 +108,10 @@ class Publisher:
 
     def publish(self, prep: Prepared, result: RunResult) -> Outcome:
         """Render ``result`` and commit it as a new version (a failed run becomes a failed version)."""
+        import nbformat
+
+        from .render import render_version  # nbconvert loads only when something is published
+
         run = prep.run
         manifest = self.manifest(prep, result)
         nb = nbformat.reads(result.notebook_json, as_version=4) if result.notebook_json else nbformat.v4.new_notebook()

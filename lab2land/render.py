@@ -10,24 +10,20 @@ anything from the network.
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
 import threading
 from pathlib import Path
 
 import jinja2
-import nbconvert
 import nbformat
-import plotly
 from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool, Unicode
 from traitlets.config import Config
 
-import lab2land
 from lab2land import grid, sanitize
+from lab2land.templating import TEMPLATES_DIR
 
-TEMPLATES_DIR = Path(lab2land.__file__).resolve().parent.parent / "templates"
 LAYOUTS = ("flow", "grid")
 SITE_TEMPLATES = ("index.html.j2", "history.html.j2")
 
@@ -187,37 +183,6 @@ def render_site_page(template: str, context: dict, *, template_dirs: list[Path] 
         return env.get_template(template).render(**context)
     except jinja2.UndefinedError as exc:
         raise ValueError(f"{template}: the page context is missing a value: {exc}") from exc
-
-
-def template_fingerprint(template_dirs: list[Path] | None = None) -> str:
-    """sha256 over all template and asset files: part of the rebuild cache key.
-
-    Covers every file under the given template dirs and lab2land's ``templates/``, the
-    render-stage modules, and the versions of nbconvert and plotly (whose template and
-    ``plotly.min.js`` shape the pages), so a change to any of them re-renders.
-
-    Args:
-        template_dirs: The same extra template dirs passed to :func:`render_version`.
-
-    Returns:
-        A hex sha256 digest.
-    """
-    digest = hashlib.sha256()
-    digest.update(f"nbconvert={nbconvert.__version__};plotly={plotly.__version__}\n".encode())
-    here = Path(__file__).resolve().parent
-    roots = [Path(d) for d in template_dirs or []] + [TEMPLATES_DIR]
-    files = [(f"module/{p.name}", p) for p in sorted(here.glob("*.py"))
-             if p.name in ("render.py", "assets.py", "sanitize.py")]
-    for i, root in enumerate(roots):
-        files += [(f"{i}/{p.relative_to(root).as_posix()}", p)
-                  for p in sorted(root.rglob("*")) if p.is_file()]
-    vendor = here / "static" / "vendor" / "manifest.json"
-    if vendor.is_file():
-        files.append(("vendor/manifest.json", vendor))
-    for name, path in files:
-        digest.update(name.encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
 
 
 # --- internals ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from bs4 import BeautifulSoup
 from nbformat import v4
 
-from lab2land import assets, render, sanitize
+from lab2land import assets, render, sanitize, templating
 
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = "<img src=x onerror=alert(2)>"
@@ -445,16 +446,16 @@ def test_site_page_errors_are_clear():
 
 
 def test_template_dirs_override_and_fingerprint(tmp_path):
-    base = render.template_fingerprint()
-    assert base == render.template_fingerprint() and len(base) == 64
+    base = templating.template_fingerprint()
+    assert base == templating.template_fingerprint() and len(base) == 64
     (tmp_path / "site").mkdir()
     (tmp_path / "site" / "index.html.j2").write_text("custom {{ site.title }}")
     assert render.render_site_page("index.html.j2", index_context(), template_dirs=[tmp_path]) == \
         "custom Acme &lt;Analytics&gt;"
-    changed = render.template_fingerprint([tmp_path])
+    changed = templating.template_fingerprint([tmp_path])
     assert changed != base
     (tmp_path / "site" / "index.html.j2").write_text("custom2 {{ site.title }}")
-    assert render.template_fingerprint([tmp_path]) != changed
+    assert templating.template_fingerprint([tmp_path]) != changed
 
 
 # --- assets and sanitizing ---------------------------------------------------------------
@@ -501,3 +502,15 @@ def test_clean_html_keeps_tables_and_inline_images():
     kept = sanitize.clean_html(f'<table border="1" class="dataframe"><tr><th colspan="2">h</th></tr></table>'
                                f'<img src="{png}" alt="p">')
     assert '<table border="1" class="dataframe">' in kept and 'colspan="2"' in kept and png in kept
+
+
+def test_fingerprint_ignores_the_dashboard_template_but_not_page_templates(tmp_path, monkeypatch):
+    # Editing the Voila grid template must not re-execute every report; editing a page template must.
+    copy = tmp_path / "templates"
+    shutil.copytree(templating.TEMPLATES_DIR, copy)
+    monkeypatch.setattr(templating, "TEMPLATES_DIR", copy)
+    base = templating.template_fingerprint()
+    (copy / "grid" / "index.html.j2").write_text("changed dashboard template")
+    assert templating.template_fingerprint() == base
+    (copy / "report" / "index.html.j2").write_text("changed report template")
+    assert templating.template_fingerprint() != base
