@@ -9,10 +9,12 @@ VENDOR := lab2land/static/vendor/.fetched
 
 .PHONY: publish test setup system-deps serve bench demo-advance clean
 
+BUILD_FLAGS ?=
+
 ## publish: install, generate the demo data and build the demo site into reports/
 publish: $(BIN)/.installed $(VENDOR)
 	$(BIN)/python publish.py demo-data
-	$(BIN)/python publish.py build
+	$(BIN)/python publish.py build $(BUILD_FLAGS)
 
 ## test: install everything the tests need, then run the whole suite
 test: $(BIN)/.installed $(VENDOR) system-deps

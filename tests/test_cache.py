@@ -283,8 +283,11 @@ def cli(project: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_demo_data_advance_rebuilds_only_reports_whose_data_changed(tmp_path):
     """`demo-data --advance 1d` then `build`: the report reading daily sales gets a new version; one
-    reading the (unchanging) demo settings table stays as it is."""
-    demo.generate(tmp_path, days=20, start=date(2026, 1, 1))
+    reading the (unchanging) demo settings table stays as it is.
+
+    The demo's sales source keeps complete Monday-Sunday weeks, so the data runs to Saturday
+    2026-01-17 and the advanced day is Sunday 2026-01-18, which completes a week."""
+    demo.generate(tmp_path, days=17, start=date(2026, 1, 1))
     write_notebook(tmp_path / "nb" / "sales.ipynb", {"daily_sales": ""}, "print(open(daily_sales).read()[:80])")
     write_notebook(tmp_path / "nb" / "seed.ipynb", {"meta": ""}, "print(open(meta).read())")
     (tmp_path / "publish.toml").write_text(demo_sources_toml() + """
@@ -317,8 +320,12 @@ sources = ["meta"]
     assert kernel_log(tmp_path).count("sales") == 2 and kernel_log(tmp_path).count("seed") == 1
     store = Store(tmp_path / "reports")
     newest, first = store.versions("sales")
-    assert newest["sources"][0]["rows"] == first["sources"][0]["rows"] + 20  # 4 regions x 5 products
+    assert newest["sources"][0]["rows"] == first["sources"][0]["rows"] + 7 * 20  # a week x 4 regions x 5 products
     assert len(store.versions("seed")) == 1
+    # Monday's activity starts a new, incomplete week: nothing the reports read has changed.
+    assert cli(tmp_path, "demo-data", "--advance", "1d").returncode == 0
+    again = " ".join(cli(tmp_path, "build").stderr.split())
+    assert "sales unchanged" in again and "seed unchanged" in again
 
 
 def test_environment_fingerprint_follows_installed_versions(tmp_path, monkeypatch):
