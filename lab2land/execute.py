@@ -25,6 +25,9 @@ import nbformat
 import psutil
 
 START_RETRIES = 3  # kernel start-up races on small machines; cell failures are never retried
+# Parallel kernels would all write IPython's one history.sqlite (lock waits, "database is
+# locked"); a run needs no input history on disk. In-memory In/Out still work.
+KERNEL_ARGUMENTS = ["--HistoryManager.enabled=False"]
 
 
 @dataclass
@@ -195,7 +198,7 @@ def execute(job: RunJob, output: Path) -> RunResult:
             papermill.execute_notebook(
                 job.notebook, str(output), parameters=job.parameters, kernel_name=job.kernel,
                 cwd=job.cwd, execution_timeout=job.cell_timeout, progress_bar=False, log_output=False,
-                kernel_manager_class=RunKernelManager)
+                kernel_manager_class=RunKernelManager, extra_arguments=KERNEL_ARGUMENTS)
             error = None
         except Exception as exc:  # classified below; nothing escapes a run unexplained
             nb = _read_nb(output)
