@@ -158,6 +158,11 @@ def test_kpi_report_reads_parquet_and_saves_widget_state(project):
     assert "South region" in text and ("▲" in text or "▼" in text)
     models = {m["model_name"] for m in widget_state(nb).values()}
     assert {"DropdownModel", "OutputModel"} <= models
+    # The product explorer's saved state holds its chart and table, not the cell's outputs.
+    [view] = [m["state"] for m in widget_state(nb).values() if m["model_name"] == "OutputModel"]
+    assert [list(o["data"]) for o in view["outputs"]] == [[PLOTLY_MIME], ["text/html"]]
+    explore = [c for c in nb.cells if c.get("id") == "explore"][0]
+    assert [list(o["data"]) for o in explore.outputs] == [["application/vnd.jupyter.widget-view+json", "text/plain"]]
 
 
 def test_kpi_report_rejects_an_unknown_region_naming_the_valid_ones(project):
