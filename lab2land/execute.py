@@ -233,10 +233,11 @@ def _child(job: RunJob, workdir: str) -> None:
     os.replace(tmp, os.path.join(workdir, "result.json"))
 
 
-def _kill_tree(pid: int) -> None:
+def kill_tree(pid: int, *, include_root: bool = True) -> None:
+    """Kill a process's descendants (kernels included) and, unless told not to, the process."""
     try:
-        parent = psutil.Process(pid)
-        procs = parent.children(recursive=True) + [parent]
+        root = psutil.Process(pid)
+        procs = root.children(recursive=True) + ([root] if include_root else [])
     except psutil.NoSuchProcess:
         return
     for proc in procs:
@@ -321,7 +322,7 @@ def run_isolated(job: RunJob, *, mode: str = "fork") -> RunResult:
             finished_in_time = _wait(proc, job.run_timeout)
         finally:
             if _alive(proc):  # timed out, or we are being interrupted (Ctrl-C)
-                _kill_tree(proc.pid)
+                kill_tree(proc.pid)
         result = _load_result(job, workdir) if finished_in_time else None
         if result is None:
             nb = _read_nb(workdir / "executed.ipynb")

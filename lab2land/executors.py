@@ -12,10 +12,8 @@ import os
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable, Iterable, Iterator, Optional, Protocol
 
-import psutil
-
 from .config import ConfigError
-from .execute import RunJob, RunResult, run_isolated
+from .execute import RunJob, RunResult, kill_tree, run_isolated
 
 OnStart = Callable[[RunJob], None]
 
@@ -39,17 +37,6 @@ def get_executor(name: str, *, jobs: Optional[int] = None, scheduler: Optional[s
     return _REGISTRY[name](jobs=jobs or os.cpu_count() or 1, scheduler=scheduler)
 
 
-def _kill_descendants() -> None:
-    # Ctrl-C or SIGTERM during a build: take every run and kernel down with us.
-    procs = psutil.Process().children(recursive=True)
-    for proc in procs:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(procs, timeout=5)
-
-
 class LocalExecutor:
     """Runs on this machine, ``jobs`` at a time, each in its own child process."""
 
@@ -68,8 +55,8 @@ class LocalExecutor:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     yield future.result()
-        except BaseException:
-            _kill_descendants()
+        except BaseException:  # Ctrl-C or SIGTERM: take every run and kernel down with us
+            kill_tree(os.getpid(), include_root=False)
             raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)

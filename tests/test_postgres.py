@@ -25,25 +25,6 @@ from pg import postgres  # noqa: F401  (the session fixture)
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _template_fingerprint_fixed_per_module():
-    """The template fingerprint, computed once per module: the real value, but not recomputed mid-test
-    when someone edits lab2land's templates in a shared checkout (which would rightly re-run all)."""
-    import lab2land.build as build_module
-
-    real, seen = build_module.template_fingerprint, {}
-
-    def once(dirs=None):
-        key = tuple(map(str, dirs or []))
-        if key not in seen:
-            seen[key] = real(dirs)
-        return seen[key]
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(build_module, "template_fingerprint", once)
-        yield
-
-
 def execute(url: str, *statements: str) -> None:
     engine = sqlalchemy.create_engine(url)
     try:

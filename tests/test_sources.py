@@ -29,25 +29,6 @@ from lab2land.store import Store, latest_by_variant
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _template_fingerprint_fixed_per_module():
-    """The template fingerprint, computed once per module: the real value, but not recomputed mid-test
-    when someone edits lab2land's templates in a shared checkout (which would rightly re-run all)."""
-    import lab2land.build as build_module
-
-    real, seen = build_module.template_fingerprint, {}
-
-    def once(dirs=None):
-        key = tuple(map(str, dirs or []))
-        if key not in seen:
-            seen[key] = real(dirs)
-        return seen[key]
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(build_module, "template_fingerprint", once)
-        yield
-
-
 def snap(project: Path, name: str = "src", **source):
     return load_source(project, name, SourceConfig(**source))
 
