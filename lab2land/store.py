@@ -99,20 +99,24 @@ class Store:
 
     def commit_version(self, report: str, version_id: str, files: dict[str, str | bytes], manifest: dict) -> Path:
         """Publish one version atomically. ``files`` maps file names to contents."""
-        staging = self.new_staging()
-        for name, content in files.items():
-            target = staging / name
-            if isinstance(content, bytes):
-                target.write_bytes(content)
-            else:
-                target.write_text(content, encoding="utf-8")
-        (staging / MANIFEST).write_text(json.dumps({"schema": MANIFEST_SCHEMA, **manifest}, indent=2,
-                                                   sort_keys=True, default=str), encoding="utf-8")
         final = self.report_dir(report) / version_id
-        final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():
             raise FileExistsError(f"{final}: version already published; versions are never replaced")
-        os.replace(staging, final)  # atomic on one filesystem; staging lives inside the site
+        staging = self.new_staging()
+        try:
+            for name, content in files.items():
+                target = staging / name
+                if isinstance(content, bytes):
+                    target.write_bytes(content)
+                else:
+                    target.write_text(content, encoding="utf-8")
+            (staging / MANIFEST).write_text(json.dumps({"schema": MANIFEST_SCHEMA, **manifest}, indent=2,
+                                                       sort_keys=True, default=str), encoding="utf-8")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging, final)  # atomic on one filesystem; staging lives inside the site
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         return final
 
     def versions(self, report: str) -> list[dict]:
