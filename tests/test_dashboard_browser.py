@@ -191,7 +191,6 @@ def test_notebook_without_metadata_falls_back_to_flow(server, page):
     assert [c["text"] for c in cells][:2] == ["Hi !", "This is a hidden cell."]
 
 
-@pytest.mark.skipif(not FRAUD.exists(), reason="notebooks/fraud_detection.ipynb not written yet")
 def test_fraud_form_updates_probability(server, page):
     _open(page, server.url + "/dashboards/fraud/")
     page.wait_for_selector(".widget-text input[type=number]", timeout=90_000)

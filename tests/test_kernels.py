@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from queue import Empty
 
 import pytest
@@ -33,4 +34,6 @@ def test_sliced_channels_honour_timeouts_and_deliver_replies():
             kc.stop_channels()
             await km.shutdown_kernel(now=True)
 
-    asyncio.run(scenario())
+    # Its own thread and loop: the session's Playwright browser may own this thread's loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result()
