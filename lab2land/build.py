@@ -19,7 +19,7 @@ from .config import Config
 from .data import load_sources
 from .execute import RunError, RunJob, RunResult
 from .executors import Executor, get_executor
-from .plan import Run, injected, plan_runs, variant_names
+from .plan import Run, injected, plan_runs
 from .publisher import Outcome, Prepared, Publisher, sha256, template_dirs
 from .templating import template_fingerprint
 from .site import SiteWriter
@@ -187,8 +187,4 @@ def write_site(config: Config, store: Store) -> dict:
     if config.site.keep:
         for name in config.reports:
             store.prune(name, config.site.keep)
-    variants = {}
-    for name, report in config.reports.items():
-        sets = report.parameter_sets()
-        variants[name] = [(key, label, params) for (key, label), params in zip(variant_names(sets), sets)]
-    return SiteWriter(config, variants, template_dirs(config)).write()
+    return SiteWriter(config, template_dirs(config)).write()

@@ -46,7 +46,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .plan import variant_names
+    from .plan import report_variants
     from .store import Store, latest_by_variant
 
     config = load_config(args.project)
@@ -57,8 +57,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for name, report in config.reports.items():
         versions = store.versions(name)
         latest = latest_by_variant(versions)
-        sets = report.parameter_sets()
-        for (key, label), params in zip(variant_names(sets), sets):
+        for key, _, params in report_variants(report):
             good = latest.get(key)
             newest = next((m for m in versions if m.get("variant") == key), None)
             shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "—"

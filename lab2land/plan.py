@@ -52,6 +52,12 @@ def variant_names(sets: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return names
 
 
+def report_variants(report: ReportConfig) -> list[tuple[str, str, dict[str, Any]]]:
+    """(key, label, parameter set) of each of a report's version lines, in config order."""
+    sets = report.parameter_sets()
+    return [(key, label, values) for (key, label), values in zip(variant_names(sets), sets)]
+
+
 def _installed_kernels() -> dict[str, str]:
     return KernelSpecManager().find_kernel_specs()
 
@@ -115,8 +121,8 @@ def plan_runs(config: Config, selected: Optional[list[str]] = None,
             continue
         kernel = _kernel(name, report, path, installed, problems)
         problems.extend(_source_problems(cfg_name, name, report, declared or {}))
-        sets = report.parameter_sets()
-        for index, ((key, label), values) in enumerate(zip(variant_names(sets), sets)):
+        variants = report_variants(report)
+        for index, (key, label, values) in enumerate(variants):
             suffix = f"[{index}]" if isinstance(report.parameters, list) else ""  # which set, for messages
             try:
                 resolved = resolve_parameters(
@@ -129,7 +135,7 @@ def plan_runs(config: Config, selected: Optional[list[str]] = None,
             except ParameterError as exc:
                 problems.extend(exc.problems)
                 continue
-            runs.append(Run(name, key, label, resolved, path, kernel, declared or {}, multi=len(sets) > 1))
+            runs.append(Run(name, key, label, resolved, path, kernel, declared or {}, multi=len(variants) > 1))
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)))
     return runs

@@ -16,7 +16,7 @@ from typing import Optional
 
 from . import __version__
 from .config import Config
-from .render import render_site_page
+from .plan import report_variants
 from .store import Store, latest_by_variant, write_atomic
 
 CATALOG_SCHEMA = 1
@@ -27,9 +27,8 @@ def dashboard_path(report: str) -> str:
     return f"dashboards/{report}/"
 
 
-def _variant_entries(config: Config, name: str, versions: list[dict], variants: list[tuple[str, str, dict]],
+def _variant_entries(versions: list[dict], latest: dict[str, dict], variants: list[tuple[str, str, dict]],
                      prefix: str) -> list[dict]:
-    latest = latest_by_variant(versions)
     entries = []
     for key, label, parameters in variants:
         good = latest.get(key)
@@ -67,12 +66,10 @@ def _redirect_page(target: str, title: str) -> str:
 class SiteWriter:
     """Writes the site pages of a config from the versions in its store."""
 
-    def __init__(self, config: Config, variants: dict[str, list[tuple[str, str, dict]]],
-                 template_dirs: Optional[list[Path]] = None):
-        """``variants`` maps each report to its (key, label, parameters) triples, in config order."""
+    def __init__(self, config: Config, template_dirs: Optional[list[Path]] = None):
         self.config = config
         self.store = Store(config.output_dir)
-        self.variants = variants
+        self.variants = {name: report_variants(report) for name, report in config.reports.items()}
         self.template_dirs = template_dirs
         self.generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -81,18 +78,21 @@ class SiteWriter:
 
     def write(self) -> dict:
         """Write every page and the catalog; return the catalog."""
+        from .render import render_site_page  # nbconvert loads only when pages are written
+
         catalog = {"schema": CATALOG_SCHEMA, "generator": f"lab2land {__version__}", "generated": self.generated,
                    "site": self._site(), "reports": {}}
         index_reports = []
         for name, report in self.config.reports.items():
             versions = self.store.versions(name)
-            self._write_report(name, versions)
-            catalog["reports"][name] = self._catalog_entry(name, versions)
+            latest = latest_by_variant(versions)
+            self._write_report(name, versions, latest)
+            catalog["reports"][name] = self._catalog_entry(name, versions, latest)
             index_reports.append({
                 "name": name, "title": report.title, "description": report.description, "tags": report.tags,
                 "url": f"{name}/index.html",
                 "dashboard_url": dashboard_path(name) if report.dashboard else None,
-                "variants": _variant_entries(self.config, name, versions, self.variants[name], f"{name}/"),
+                "variants": _variant_entries(versions, latest, self.variants[name], f"{name}/"),
             })
         out = self.config.output_dir
         write_atomic(out / "catalog.json", json.dumps(catalog, indent=2, sort_keys=True, default=str))
@@ -101,9 +101,8 @@ class SiteWriter:
         }, template_dirs=self.template_dirs))
         return catalog
 
-    def _write_report(self, name: str, versions: list[dict]) -> None:
+    def _write_report(self, name: str, versions: list[dict], latest: dict[str, dict]) -> None:
         report, folder = self.config.reports[name], self.store.report_dir(name)
-        latest = latest_by_variant(versions)
         latest_ids = frozenset(m["version_id"] for m in latest.values())
         for key, manifest in latest.items():
             write_atomic(folder / "latest" / f"{key}.html",
@@ -117,17 +116,18 @@ class SiteWriter:
                              "created": m.get("created"), "url": f"{m['path']}/index.html"} for m in versions]}
         # A script, not JSON: pages opened from file:// may load scripts but not fetch() files.
         write_atomic(folder / "versions.js", "window.lab2landVersions = " + json.dumps(nav, sort_keys=True) + ";\n")
+        from .render import render_site_page
+
         write_atomic(folder / "index.html", render_site_page("history.html.j2", {
             "site": self._site(), "generated": self.generated, "assets": "../assets/", "site_url": "../index.html",
             "report": {"name": name, "title": report.title, "description": report.description, "tags": report.tags,
                        "dashboard_url": f"../{dashboard_path(name)}" if report.dashboard else None},
-            "variants": _variant_entries(self.config, name, versions, self.variants[name], ""),
+            "variants": _variant_entries(versions, latest, self.variants[name], ""),
             "versions": [_version_entry(m, "", latest_ids) for m in versions],
         }, template_dirs=self.template_dirs))
 
-    def _catalog_entry(self, name: str, versions: list[dict]) -> dict:
+    def _catalog_entry(self, name: str, versions: list[dict], latest: dict[str, dict]) -> dict:
         report = self.config.reports[name]
-        latest = latest_by_variant(versions)
         return {
             "title": report.title, "description": report.description, "tags": report.tags,
             "notebook": report.notebook, "history": f"{name}/index.html",
