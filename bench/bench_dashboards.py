@@ -112,18 +112,31 @@ def _stop(proc) -> None:
         proc.kill()
 
 
-def _time_to_visible(browser, url: str) -> float:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    # No network here: fail non-local requests at once (plain Voila links a CDN) for both.
-    context.route("**/*", lambda r: r.continue_() if "127.0.0.1" in r.request.url else r.abort())
+def _load(context, url: str) -> float:
     page = context.new_page()
     start = time.perf_counter()
     page.goto(url, wait_until="commit")
     page.wait_for_selector(VISIBLE, timeout=180_000)
     page.wait_for_selector(WIDGET, timeout=180_000)
     elapsed = time.perf_counter() - start
-    context.close()
+    page.close()
     return elapsed
+
+
+def _time_to_visible(browser, url: str, server) -> tuple[float, float]:
+    """(cold, warm): a first visit with an empty browser cache, then a second visit in the same
+    browser context (cached assets). Before each, the server's kernels are quiet again: a
+    preheated pool has refilled, so every visit measures a preheated kernel."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # No network here: fail non-local requests at once (plain Voila links a CDN) for both.
+    context.route("**/*", lambda r: r.continue_() if "127.0.0.1" in r.request.url else r.abort())
+    times = []
+    for _ in range(2):
+        time.sleep(1.0)  # let the pool start its replacement kernel before looking
+        _wait_quiet(server, RUNS + 1 if "publish.py" in " ".join(server.args) else 0)
+        times.append(_load(context, url))
+    context.close()
+    return times[0], times[1]
 
 
 ROUND_TRIP_JS = """async (values) => {
@@ -163,7 +176,7 @@ def main() -> None:
                 browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
                 _wait_quiet(server, RUNS + 1)
                 mem_idle = _rss(server)
-                ours = [_time_to_visible(browser, base + "/dashboards/fraud/") for _ in range(RUNS)]
+                ours = [_time_to_visible(browser, base + "/dashboards/fraud/", server) for _ in range(RUNS)]
 
                 _wait_quiet(server, RUNS + 1)
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -189,17 +202,19 @@ def main() -> None:
                                 str(project / "notebooks" / "fraud_detection.ipynb")],
                                f"http://127.0.0.1:{voila_port}/voila/static/voila.js", project / "voila.log")
                 try:
-                    plain = [_time_to_visible(browser, f"http://127.0.0.1:{voila_port}/") for _ in range(RUNS)]
+                    plain = [_time_to_visible(browser, f"http://127.0.0.1:{voila_port}/", voila) for _ in range(RUNS)]
                 finally:
                     _stop(voila)
                 browser.close()
         finally:
             _stop(server)
-    ours_s, plain_s = statistics.median(ours), statistics.median(plain)
-    print(f"P4 time to first plot + widget visible (fraud_detection, median of {RUNS}):")
-    print(f"   lab2land serve (preheated): {ours_s:.2f} s   runs {', '.join(f'{t:.2f}' for t in ours)}")
-    print(f"   plain voila:                {plain_s:.2f} s   runs {', '.join(f'{t:.2f}' for t in plain)}")
-    print(f"   ratio: {plain_s / ours_s:.1f}x faster   (target >= 3x and <= 1.5 s)")
+    print(f"P4 time to first plot + widget visible (fraud_detection, median of {RUNS}, kernels quiet before each):")
+    for label, i in (("cold (empty browser cache)", 0), ("warm (second visit, cached)", 1)):
+        ours_s, plain_s = statistics.median(r[i] for r in ours), statistics.median(r[i] for r in plain)
+        print(f"  {label}:")
+        print(f"   lab2land serve (preheated): {ours_s:.2f} s   runs {', '.join(f'{r[i]:.2f}' for r in ours)}")
+        print(f"   plain voila:                {plain_s:.2f} s   runs {', '.join(f'{r[i]:.2f}' for r in plain)}")
+        print(f"   ratio: {plain_s / ours_s:.1f}x faster   (target >= 3x and <= 1.5 s)")
     print(f"P5 fraud form round-trip, median of {len(times)}: {statistics.median(times):.0f} ms "
           f"(p90 {sorted(times)[int(len(times) * 0.9)]:.0f} ms, max {max(times):.0f} ms; target <= 100 ms)")
     print("MEM server + kernels RSS:")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 from pathlib import Path
 
 from jupyter_server._tz import utcnow
-from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.base.handlers import FileFindHandler, JupyterHandler
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado import web
 from traitlets import Dict
@@ -85,6 +86,19 @@ class TemplateAssetsHandler(PlainErrorsMixin, TemplateStaticFileHandler):
         if len(parts) < 3 or parts[1] != "static" or any(p in ("", ".", "..") for p in parts):
             raise web.HTTPError(404)
         return super().parse_url_path(path)
+
+
+class LabExtensionsHandler(FileFindHandler):
+    """Front-end extension files. Voila marks them all ``no-cache``; webpack's content-hashed
+    chunks (``remoteEntry.<hash>.js``, ``<id>.<hash>.js``) never change under their name, so a
+    returning viewer's browser may keep them without asking again."""
+
+    HASHED = re.compile(r"/static/[\w.-]*\.[0-9a-f]{16,}\.js")
+
+    def set_headers(self) -> None:
+        super().set_headers()
+        if self.HASHED.search(self.request.path) and self.get_status() == 200:
+            self.set_header("Cache-Control", "public, max-age=31536000, immutable")
 
 
 class KernelChannelsHandler(PlainErrorsMixin, VoilaKernelWebsocketHandler):
