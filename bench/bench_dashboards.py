@@ -79,7 +79,14 @@ def _start(cmd: list[str], url: str, log: Path) -> subprocess.Popen:
 
 
 def _kernels(proc) -> list[psutil.Process]:
-    return [p for p in psutil.Process(proc.pid).children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+    kernels = []
+    for p in psutil.Process(proc.pid).children(recursive=True):
+        try:
+            if "ipykernel" in " ".join(p.cmdline()):
+                kernels.append(p)
+        except psutil.Error:
+            pass  # exiting (zombie) or gone: a culled kernel is no longer counted
+    return kernels
 
 
 def _wait_quiet(proc, count: int, timeout: float = 180) -> None:

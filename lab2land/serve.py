@@ -17,18 +17,15 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
 
 import psutil
 import tornado.ioloop
-from jupyterlab_server.config import get_federated_extensions
 from traitlets.config import Config as TraitletsConfig
 from voila.app import Voila
 from voila.paths import collect_static_paths, collect_template_paths
-from voila.utils import filter_extension, get_voila_labextensions_path, maybe_inject_widgets_manager_extension
 
 from lab2land import dashboards as dash
 from lab2land.config import Config
@@ -55,7 +52,6 @@ FRONTEND_EXTENSIONS = ["@voila-dashboards/widgets-manager8", "@voila-dashboards/
                        "jupyterlab-plotly", "jupyterlab_pygments"]
 
 log = logging.getLogger("lab2land.serve")
-_CHUNK = re.compile(r"[\w-]+\.([0-9a-f]{16,})\.js")  # webpack's content-hashed chunk names
 
 
 class ServeError(RuntimeError):
@@ -146,30 +142,6 @@ def _reap(processes: list[psutil.Process], timeout: float = 5.0) -> None:
             pass
 
 
-def preload_urls(allowlist: list[str] = FRONTEND_EXTENSIONS) -> list[str]:
-    """The front-end extensions' scripts a dashboard loads, as URLs below the base URL.
-
-    Voila's page only asks for them after its own bundle has run (~0.6 s in); listed as
-    ``<link rel="preload">`` in the page's head they download from the start. Found on disk at
-    start-up, as the hashed names change with every extension version.
-    """
-    paths = get_voila_labextensions_path()
-    installed = get_federated_extensions(paths)
-    used = filter_extension(federated_extensions=[{"name": n, **e} for n, e in installed.items()],
-                            disabled_extensions=["@voila-dashboards/jupyterlab-preview"],
-                            extension_allowlist=allowlist)
-    urls = []
-    for ext in maybe_inject_widgets_manager_extension(used, paths):
-        prefix = f"voila/labextensions/{ext['name']}/"
-        urls.append(prefix + ext["jupyterlab"]["_build"]["load"])  # remoteEntry: requested without a query string
-        static = Path(ext["ext_path"]) / "static"
-        chunks = sorted(static.iterdir(), key=lambda f: -f.stat().st_size) if static.is_dir() else []
-        # Chunks are requested as name?v=hash: the preload must be the very same URL.
-        urls += [f"{prefix}static/{f.name}?v={m.group(1)}" for f in chunks
-                 if (m := _CHUNK.fullmatch(f.name)) and not f.name.startswith("remoteEntry.")]
-    return urls
-
-
 def _voila_config(dashboards: dict[str, dash.Dashboard], runtime_dir: Path, host: str, port: int,
                   token: str | None) -> TraitletsConfig:
     c = TraitletsConfig()
@@ -188,7 +160,6 @@ def _voila_config(dashboards: dict[str, dash.Dashboard], runtime_dir: Path, host
     # Only the front-end extensions dashboards use: others installed in the environment (e.g.
     # Jupyter Notebook's) fail in Voila's page and slow its start.
     c.VoilaConfiguration.extension_allowlist = FRONTEND_EXTENSIONS
-    c.VoilaConfiguration.resources = {"lab2land_preload": preload_urls()}
     c.VoilaConfiguration.preheat_kernel = True
     c.VoilaConfiguration.default_pool_size = 0
     c.VoilaConfiguration.multi_kernel_manager_class = DashboardKernelManager

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -79,3 +81,18 @@ def test_ctrl_c_stops_everything(project):
     assert srv.stop(signal.SIGINT) == 0
     time.sleep(0.5)
     assert [k.pid for k in kernels if k.is_running() and k.status() != psutil.STATUS_ZOMBIE] == []
+
+
+def test_hashed_extension_chunks_are_cacheable_and_the_rest_is_not(server):
+    """A returning viewer's browser keeps content-hashed chunks; other files are revalidated."""
+    import voila.utils
+
+    [plotly] = [p for p in voila.utils.get_voila_labextensions_path()
+                if (Path(p) / "jupyterlab-plotly" / "static").is_dir()]
+    static = Path(plotly) / "jupyterlab-plotly" / "static"
+    chunk = next(f.name for f in static.iterdir() if re.fullmatch(r"[\w-]+\.[0-9a-f]{16,}\.js", f.name))
+    base = f"{server.url}/voila/labextensions/jupyterlab-plotly/static/"
+    hashed = requests.get(base + chunk, timeout=30)
+    assert hashed.status_code == 200 and "immutable" in hashed.headers["Cache-Control"]
+    missing = requests.get(base + "0.0123456789abcdef0123.js", timeout=30)
+    assert missing.status_code == 404 and "immutable" not in missing.headers.get("Cache-Control", "")
