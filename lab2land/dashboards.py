@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -26,9 +27,11 @@ from papermill.parameterize import parameterize_notebook
 
 from lab2land import grid
 from lab2land.config import Config
+from lab2land.data import load_sources
 from lab2land.plan import plan_runs
 from lab2land.params import NotebookParam, ParameterError, resolve_parameters
 
+log = logging.getLogger("lab2land.dashboards")
 DEFAULT_NAME = "index.ipynb"
 # Distinct query-parameter notebooks kept per dashboard; older ones are deleted (they are
 # small, but a crawler trying many values should not fill the disk).
@@ -47,6 +50,7 @@ class Dashboard:
     pool_size: int
     defaults: dict[str, Any]
     declared: dict[str, NotebookParam] | None = field(default=None, repr=False)
+    sources: frozenset[str] = frozenset()  # parameters filled from [sources]: never from a query
 
     @property
     def cwd(self) -> Path:
@@ -62,18 +66,28 @@ class Dashboard:
 def collect(config: Config) -> dict[str, Dashboard]:
     """The dashboards of a project, validated exactly like a build (parameters, kernel).
 
+    Each source a dashboard reads is loaded into a snapshot now, as a build would, and its path
+    becomes the parameter of the same name: the dashboard shows the data the reports show.
+
     Raises:
         ConfigError: listing every problem, before any kernel starts.
     """
     names = [name for name, report in config.reports.items() if report.dashboard]
-    dashboards = {}
+    runs = {}
     for run in plan_runs(config, names) if names else []:
-        if run.report in dashboards:
-            continue  # a dashboard opens on the report's first parameter set
-        report = config.reports[run.report]
-        dashboards[run.report] = Dashboard(run.report, report.title, run.notebook, run.kernel,
-                                           report.takes_parameters, report.pool_size, run.parameters,
-                                           run.declared if report.takes_parameters else None)
+        runs.setdefault(run.report, run)  # a dashboard opens on the report's first parameter set
+    snapshots, errors = load_sources(config, {s for name in runs for s in config.reports[name].sources})
+    for source, error in errors.items():
+        # The server still starts: the dashboard runs with the notebook's own defaults and, if
+        # those don't work either, shows "this dashboard failed" like any failing notebook.
+        log.error("source %r failed, dashboards reading it use the notebook's defaults: %s", source, error)
+    dashboards = {}
+    for name, run in runs.items():
+        report = config.reports[name]
+        data = {s: snapshots[s].path for s in report.sources if s in snapshots}
+        dashboards[name] = Dashboard(name, report.title, run.notebook, run.kernel, report.takes_parameters,
+                                     report.pool_size, {**run.parameters, **data},
+                                     run.declared if report.takes_parameters else None, frozenset(report.sources))
     return dashboards
 
 
@@ -120,12 +134,17 @@ def parse_query(dashboard: Dashboard, arguments: dict[str, list[bytes]]) -> dict
     texts, problems = {}, []
     for name, raw in arguments.items():
         if len(raw) != 1:
-            problems.append(f"query string.{name}: given {len(raw)} times; give each parameter once")
+            problems.append(f"query string {name}: given {len(raw)} times; give each parameter once")
+            continue
+        if name in dashboard.sources:
+            # A path parameter set by a viewer could make the notebook read any file on the server.
+            problems.append(f"query string {name}: filled by the server from [sources.{name}]; "
+                            f"it cannot be set from the address")
             continue
         try:
             texts[name] = raw[0].decode("utf-8")
         except UnicodeDecodeError:
-            problems.append(f"query string.{name}: value is not valid UTF-8")
+            problems.append(f"query string {name}: value is not valid UTF-8")
     try:
         values = resolve_parameters(dashboard.report, dashboard.notebook, texts, declared=dashboard.declared,
                                     from_text=True, origin="query string",
