@@ -49,5 +49,6 @@ demo-advance: $(BIN)/.installed
 bench: $(BIN)/.installed $(VENDOR)
 	for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
-clean:
-	rm -rf reports/* .lab2land
+clean:  ## remove the generated site and cache (keeps reports/README.md)
+	find reports -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+	rm -rf .lab2land
