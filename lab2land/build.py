@@ -20,7 +20,7 @@ from .data import load_sources
 from .execute import RunError, RunJob, RunResult
 from .executors import Executor, get_executor
 from .plan import Run, injected, plan_runs
-from .publisher import Outcome, Prepared, Publisher, sha256, template_dirs
+from .publisher import Outcome, Prepared, Publisher, template_dirs
 from .templating import template_fingerprint
 from .site import SiteWriter
 from .store import Store, latest_by_variant, version_stamp
@@ -57,16 +57,17 @@ def _prepare(config: Config, store: Store, runs: list[Run], stamp: str) -> list[
     """Allocate version ids, load each needed source once, and compute every run's cache key."""
     snapshots, errors = load_sources(config, {s for run in runs for s in config.reports[run.report].sources})
     template, environment = template_fingerprint(template_dirs(config)), environment_fingerprint()
+    digests = {nb: hashlib.sha256(nb.read_bytes()).hexdigest() for nb in {run.notebook for run in runs}}
     prepared = []
     for run in runs:
         sources = config.reports[run.report].sources
         failed = [f"source {s!r} failed: {errors[s]}" for s in sources if s in errors]
         used = [snapshots[s] for s in sources if s in snapshots]
-        key = cache_key(notebook_sha256=sha256(run.notebook), parameters=run.parameters,
+        key = cache_key(notebook_sha256=digests[run.notebook], parameters=run.parameters,
                         snapshots={s.name: s.hash for s in used}, kernel=run.kernel, template=template,
                         environment=environment)
         version_id = store.allocate_id(run.report, stamp, run.variant if run.multi else None)
-        prepared.append(Prepared(run, version_id, used, key, "; ".join(failed) or None))
+        prepared.append(Prepared(run, version_id, used, key, digests[run.notebook], "; ".join(failed) or None))
     return prepared
 
 

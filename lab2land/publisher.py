@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import platform
 from dataclasses import dataclass
 from importlib import metadata
@@ -43,10 +42,6 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def template_dirs(config: Config) -> Optional[list[Path]]:
     """Project template overrides, searched before lab2land's own templates."""
     return [config.project_dir / config.site.templates] if config.site.templates else None
@@ -60,6 +55,7 @@ class Prepared:
     version_id: str
     snapshots: list[Snapshot]
     key: str
+    notebook_sha256: str
     source_error: Optional[str] = None
 
 
@@ -80,7 +76,7 @@ class Publisher:
             "version_id": result.job.version_id, "status": result.status, "parameters": run.parameters,
             "created": result.started, "started": result.started, "finished": result.finished,
             "duration_s": result.duration_s, "attempts": result.attempts,
-            "notebook": report.notebook, "notebook_sha256": sha256(run.notebook), "kernel": run.kernel,
+            "notebook": report.notebook, "notebook_sha256": prep.notebook_sha256, "kernel": run.kernel,
             "executed_notebook": run.notebook.name, "error": error,
             "log_tail": result.log_tail or None, "packages": self.packages, "lab2land_version": __version__,
             "sources": [s.record() for s in prep.snapshots], "cache_key": prep.key,
