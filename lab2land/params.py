@@ -56,51 +56,67 @@ def _type_name(inferred: str, default: Any) -> str:
     return "any"
 
 
-def has_parameters_cell(nb: nbformat.NotebookNode) -> bool:
-    """True when a cell is tagged ``parameters`` (papermill's convention)."""
-    return any("parameters" in cell.get("metadata", {}).get("tags", []) for cell in nb.cells)
+def _language(nb: nbformat.NotebookNode) -> str:
+    return (nb.metadata.get("kernelspec", {}).get("language")
+            or nb.metadata.get("language_info", {}).get("name") or "python")
 
 
-def _check_syntax(path: Path, nb: nbformat.NotebookNode) -> None:
-    # papermill inspects the parameters cell line by line and silently skips lines it cannot
-    # parse; a cell that is not valid Python would then fail in the kernel. Catch it up front.
-    language = nb.metadata.get("kernelspec", {}).get("language") or nb.metadata.get(
-        "language_info", {}).get("name", "python")
-    if language != "python":
-        return
-    for index, cell in enumerate(nb.cells):
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            try:
-                ast.parse(cell.source)
-            except SyntaxError as exc:
-                raise ParameterError([f"{path.name}: the parameters cell (cell {index}) is not valid Python: "
-                                      f"line {exc.lineno}: {exc.msg}: {(exc.text or '').strip()!r}"]) from None
+def _parse_python(path: Path, index: int, source: str) -> list[tuple[str, str, str, str]]:
+    """(name, default source, annotation, help) of each top-level assignment in a Python
+    parameters cell: the fields papermill's inspection reports, read with Python's own parser.
+
+    Papermill reads the cell line by line and silently skips lines it cannot parse, so a cell
+    that is not valid Python would only fail in the kernel; here it is an error before any run.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as exc:
+        raise ParameterError([f"{path.name}: the parameters cell (cell {index}) is not valid Python: "
+                              f"line {exc.lineno}: {exc.msg}: {(exc.text or '').strip()!r}"]) from None
+    lines, found = source.splitlines(), []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name, annotation = node.targets[0].id, ""
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            name, annotation = node.target.id, ast.get_source_segment(source, node.annotation) or ""
+        else:
+            continue
+        rest = lines[node.end_lineno - 1][node.end_col_offset:]
+        comment = rest.split("#", 1)[1].strip() if "#" in rest else ""
+        found.append((name, ast.get_source_segment(source, node.value) or "", annotation, comment))
+    return found
+
+
+def _parse_other(nb: nbformat.NotebookNode, cell) -> list[tuple[str, str, str, str]]:
+    # Other kernels' languages: papermill's translators (imported here, papermill is slow to load).
+    from papermill.translators import papermill_translators
+
+    kernel = nb.metadata.get("kernelspec", {}).get("name") or "python3"
+    return [(p.name, p.default, p.inferred_type_name, p.help or "")
+            for p in papermill_translators.find_translator(kernel, _language(nb)).inspect(cell)]
 
 
 def notebook_parameters(path: Path) -> dict[str, NotebookParam] | None:
     """Parameters declared in the notebook's ``parameters`` cell; None if it has no such cell.
 
-    Reads the cell's source only (papermill's inspection); no kernel is started.
+    Reads the cell's source only; no kernel is started.
+
+    Raises:
+        ParameterError: the parameters cell of a Python notebook is not valid Python.
     """
     nb = nbformat.read(str(path), as_version=4)
-    if not has_parameters_cell(nb):
+    index = next((i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if index is None:
         return None
-    _check_syntax(path, nb)
-    # papermill's translators parse the cell; we call them directly because its inspect_notebook()
-    # refuses notebooks without kernelspec metadata, which lab2land runs with python3.
-    kernel = nb.metadata.get("kernelspec", {}).get("name") or "python3"
-    language = nb.metadata.get("kernelspec", {}).get("language") or nb.metadata.get(
-        "language_info", {}).get("name") or "python"
-    cell = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
-    from papermill.translators import papermill_translators  # imported here: papermill is slow to load
+    cell = nb.cells[index]
+    entries = _parse_python(path, index, cell.source) if _language(nb) == "python" else _parse_other(nb, cell)
     found = {}
-    for info in papermill_translators.find_translator(kernel, language).inspect(cell):
+    for name, source, annotation, help_text in entries:
         try:
-            default = ast.literal_eval(info.default)
+            default = ast.literal_eval(source)
         except (ValueError, SyntaxError, TypeError):
             default = _NO_DEFAULT
-        found[info.name] = NotebookParam(info.name, info.default, default,
-                                         _type_name(info.inferred_type_name, default), info.help or "")
+        found[name] = NotebookParam(name, source, default, _type_name(annotation or "None", default), help_text)
     return found
 
 

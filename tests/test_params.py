@@ -80,3 +80,14 @@ def test_parse_assignments():
     assert parse_assignments(["a=1", "b=x=y", "c="]) == {"a": "1", "b": "x=y", "c": ""}
     with pytest.raises(ParameterError, match="expected name=value"):
         parse_assignments(["novalue"])
+
+
+def test_annotations_help_comments_and_non_literal_defaults(tmp_path):
+    path = notebook(tmp_path, 'ratio: float = 2  # share of traffic\ncolor = "#fff"  # hex colour\n'
+                              'import os\nhome = os.environ.get("HOME", "/")\nx, y = 1, 2\n')
+    declared = notebook_parameters(path)
+    assert list(declared) == ["ratio", "color", "home"]  # imports and tuple unpacking are not parameters
+    assert (declared["ratio"].type_name, declared["ratio"].help) == ("float", "share of traffic")
+    assert (declared["color"].default, declared["color"].help) == ("#fff", "hex colour")
+    assert declared["home"].type_name == "any" and declared["home"].default_source == 'os.environ.get("HOME", "/")'
+    assert resolve_parameters("r", path, {"ratio": "0.5"}, from_text=True) == {"ratio": 0.5}
