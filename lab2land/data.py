@@ -164,7 +164,6 @@ def _importable(module: str) -> bool:
 
 
 def _load_sql(project: Path, name: str, source: SourceConfig, workdir: Path) -> Path:
-    import pandas as pd
     import sqlalchemy
     from sqlalchemy.engine import make_url
 
@@ -181,8 +180,8 @@ def _load_sql(project: Path, name: str, source: SourceConfig, workdir: Path) -> 
         try:
             with engine.connect() as conn:
                 result = conn.execute(sqlalchemy.text(_literal_sql(source.sql)))
+                columns = list(result.keys())
                 rows = [tuple(row) for row in result]  # plain tuples: pandas probes Row objects slowly
-                frame = pd.DataFrame.from_records(rows, columns=list(result.keys()), coerce_float=True)
         finally:
             engine.dispose()
     except sqlalchemy.exc.SQLAlchemyError as exc:
@@ -191,7 +190,17 @@ def _load_sql(project: Path, name: str, source: SourceConfig, workdir: Path) -> 
         raise SourceError(f"no database driver for {_redact(source.url)}: {exc} "
                           "(install it, e.g. `pip install 'psycopg[binary]'` for PostgreSQL)") from None
     out = workdir / f"{name}.{source.format}"
-    _write_frame(frame, out, source.format)
+    if source.format == "csv":
+        # The csv module writes what pandas' to_csv would, without importing pandas: a no-op
+        # rebuild that only re-checks a query stays fast.
+        with open(out, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, lineterminator="\n")  # as pandas writes it
+            writer.writerow(columns)
+            writer.writerows(rows)
+    else:
+        import pandas as pd
+
+        _write_frame(pd.DataFrame.from_records(rows, columns=columns, coerce_float=True), out, source.format)
     return out
 
 
