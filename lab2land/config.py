@@ -69,11 +69,16 @@ class SourceConfig(_Strict):
         None, description="Expected columns and their pandas dtypes kinds (int, float, str, bool, datetime)."
     )
 
+    @property
+    def kind(self) -> Optional[str]:
+        """Which loader reads this source: "path", "sql" or "loader" (None if not exactly one)."""
+        given = {"path": bool(self.path), "sql": bool(self.url and self.sql), "loader": bool(self.loader)}
+        kinds = [k for k, v in given.items() if v]
+        return kinds[0] if len(kinds) == 1 and bool(self.url) == bool(self.sql) else None
+
     @model_validator(mode="after")
     def _one_kind(self):
-        kinds = [k for k, v in (("path", self.path), ("url + sql", self.url and self.sql),
-                                ("loader", self.loader)) if v]
-        if len(kinds) != 1 or (bool(self.url) != bool(self.sql)):
+        if self.kind is None:
             given = ", ".join(k for k in ("path", "url", "sql", "loader") if getattr(self, k)) or "none"
             raise ValueError(f"expected exactly one of `path`, `url` + `sql`, or `loader`, got {given}")
         return self

@@ -271,17 +271,6 @@ LOADERS: dict[str, Callable[[Path, str, SourceConfig, Path], Path]] = {
 }
 
 
-def source_kind(source: SourceConfig) -> str:
-    """Which loader a source uses; exactly one of path / url+sql / loader must be set."""
-    if source.path and not (source.url or source.sql or source.loader):
-        return "path"
-    if source.url and source.sql and not (source.path or source.loader):
-        return "sql"
-    if source.loader and not (source.path or source.url or source.sql):
-        return "loader"
-    raise SourceError("set exactly one of `path`, `url` + `sql`, or `loader`")
-
-
 def _type_problem(series, kind: str) -> Optional[str]:
     """Why ``series`` does not hold values of the declared ``kind``, or None."""
     import pandas as pd
@@ -321,7 +310,7 @@ def check_columns(name: str, source: SourceConfig, snapshot: Path) -> None:
 
 def load_source(project: Path, name: str, source: SourceConfig) -> Snapshot:
     """Load one source into a snapshot. Raises SourceError naming what went wrong."""
-    kind = source_kind(source)
+    kind = source.kind  # exactly one, checked when the config was loaded
     with tempfile.TemporaryDirectory(prefix=f"lab2land-{name}-") as tmp:
         produced = LOADERS[kind](project, name, source, Path(tmp))
         ext = _suffix(produced) if produced.is_file() else ""
