@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from lab2land import grid
 from lab2land.config import Config
 from lab2land.data import load_sources
 from lab2land.plan import plan_runs
+from lab2land.store import write_atomic
 from lab2land.params import NotebookParam, ParameterError, resolve_parameters
 
 log = logging.getLogger("lab2land.dashboards")
@@ -108,17 +107,9 @@ def prepare(dashboard: Dashboard, values: dict[str, Any]) -> nbformat.NotebookNo
     return nb
 
 
-def _write(nb: nbformat.NotebookNode, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".prepare-", suffix=".ipynb", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        nbformat.write(nb, handle)
-    os.replace(tmp, path)
-
-
 def write_default(dashboard: Dashboard, runtime_dir: Path) -> str:
     """Prepare the default notebook in ``runtime_dir``; return its Voila path."""
-    _write(prepare(dashboard, dashboard.defaults), runtime_dir / dashboard.default_path)
+    write_atomic(runtime_dir / dashboard.default_path, nbformat.writes(prepare(dashboard, dashboard.defaults)))
     return dashboard.default_path
 
 
@@ -164,7 +155,7 @@ def write_variant(dashboard: Dashboard, values: dict[str, Any], runtime_dir: Pat
     relative = f"{dashboard.report}/q-{key}.ipynb"
     path = runtime_dir / relative
     if not path.exists():
-        _write(prepare(dashboard, values), path)
+        write_atomic(path, nbformat.writes(prepare(dashboard, values)))
         _prune(path.parent)
     return relative
 

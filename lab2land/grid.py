@@ -17,14 +17,14 @@ metadata. Cells without a position flow, full width and in order, below the laid
 from __future__ import annotations
 
 import copy
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import nbformat
+
+from lab2land.store import write_atomic
 
 VIEW = "grid_default"
 TAG_PREFIX = "grid:"
@@ -338,17 +338,6 @@ def text_map(nb: dict) -> str:
     return "\n".join(lines)
 
 
-def _write_atomically(nb: nbformat.NotebookNode, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            nbformat.write(nb, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def layout_command(notebook: Path, *, check: bool = False) -> int:
     """``publish.py layout NOTEBOOK [--check]``: write ``grid:`` tags into the grid metadata.
 
@@ -378,7 +367,7 @@ def layout_command(notebook: Path, *, check: bool = False) -> int:
         return 1
     changes = sync_tags(nb)
     if changes:
-        _write_atomically(nb, path)
+        write_atomic(path, nbformat.writes(nb))
     for line in changes:
         print(f"{path.name}: {line}")
     print(text_map(nb))

@@ -142,6 +142,7 @@ def render_version(nb: nbformat.NotebookNode, page: dict, *, show_code: bool = F
     """
     _check_page(page)
     exporter, lock = _exporter(_dirs_key(template_dirs), bool(show_code), _check_layout(layout))
+    widgets = _has_widgets(nb)
     resources = {
         "metadata": {"name": page["report"]["title"], "path": ""},
         "lab2land": {
@@ -149,11 +150,11 @@ def render_version(nb: nbformat.NotebookNode, page: dict, *, show_code: bool = F
             "layout": layout,
             "show_code": bool(show_code),
             "has_plotly": _has_output(nb, PLOTLY_MIME),
-            "has_widgets": _has_widgets(nb),
+            "has_widgets": widgets,
             "has_math": _has_math(nb),
             "failed_cell": False,  # set by ReportPreprocessor
             "report_root": _dirname(page["links"]["versions_js"]),
-            "csp": _csp(widgets=_has_widgets(nb)),
+            "csp": _csp(widgets=widgets),
         },
     }
     with lock:  # one exporter per key; nbconvert exporters hold per-call state
