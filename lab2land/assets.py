@@ -27,6 +27,7 @@ import plotly
 
 import lab2land
 
+from lab2land.store import write_atomic
 from lab2land.templating import TEMPLATES_DIR
 VENDOR_DIR = Path(lab2land.__file__).resolve().parent / "static" / "vendor"
 
@@ -175,16 +176,7 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
     """Write ``data`` atomically unless ``path`` already holds it; True if written."""
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a static host must be able to read it
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)
     return True
 
 
