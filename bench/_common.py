@@ -61,3 +61,11 @@ def kb(n: int) -> str:
 
 def tree_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def keep_or_remove(tmp: Path, keep: bool, shown: Path | None = None) -> None:
+    """End of a bench run: keep the temp project for a look (``--keep``) or delete it."""
+    if keep:
+        print(f"project kept at {shown or tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BIN, demo_project, machine, publish, run  # noqa: E402
+from _common import BIN, demo_project, keep_or_remove, machine, publish, run  # noqa: E402
 
 REGIONS = ("north", "south", "east", "west")
 MONTHS = (1, 2, 3)
@@ -162,12 +162,7 @@ def main() -> None:
 
     if args.profile:
         profile(project, ours, args.jobs, args.timeout)
-    if args.keep:
-        print(f"project kept at {project}")
-    else:
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
+    keep_or_remove(tmp, args.keep, project)
 
 
 if __name__ == "__main__":

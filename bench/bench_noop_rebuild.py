@@ -39,7 +39,7 @@ import nbformat
 from nbformat import v4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import ROOT, machine  # noqa: E402
+from _common import ROOT, keep_or_remove, machine  # noqa: E402
 
 from lab2land.build import Reporter, build  # noqa: E402
 from lab2land.config import load_config  # noqa: E402
@@ -196,10 +196,7 @@ def main() -> None:
             print(import_breakdown(project))
             print(profile_noop(project))
     finally:
-        if args.keep:
-            print(f"kept: {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        keep_or_remove(tmp, args.keep)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BIN, ROOT, demo_project, kb, machine, publish, run, tree_bytes  # noqa: E402
+from _common import BIN, ROOT, demo_project, kb, keep_or_remove, machine, publish, run, tree_bytes  # noqa: E402
 
 NOTEBOOKS = ["kpi_report.ipynb", "fraud_detection.ipynb", "lead_scoring.ipynb"]
 PAGES = [("kpi", "north", "kpi north"), ("fraud", "default", "fraud"), ("lead_scoring", "default", "lead_scoring")]
@@ -109,10 +108,7 @@ def main() -> None:
     for name, size in sorted(loaded.items(), key=lambda kv: -kv[1]):
         print(f"  {name:40} {kb(size):>12}")
     print(f"  {'total':40} {kb(sum(loaded.values())):>12}")
-    if args.keep:
-        print(f"project kept at {project}")
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
+    keep_or_remove(tmp, args.keep, project)
 
 
 if __name__ == "__main__":
