@@ -23,7 +23,7 @@ from .plan import Run, injected, plan_runs
 from .publisher import Outcome, Prepared, Publisher, template_dirs
 from .templating import template_fingerprint
 from .site import SiteWriter
-from .store import Store, latest_by_variant, version_stamp
+from .store import LOCK_WAIT_S, Store, latest_by_variant, version_stamp
 
 
 class Reporter:
@@ -99,7 +99,7 @@ def _source_failure(prep: Prepared, job: RunJob) -> RunResult:
 
 def build(config: Config, *, reports: Optional[list[str]] = None, overrides: Optional[dict[str, str]] = None,
           jobs: Optional[int] = None, force: bool = False, due: bool = False,
-          reporter: Optional[Reporter] = None) -> BuildSummary:
+          reporter: Optional[Reporter] = None, wait_s: float = LOCK_WAIT_S) -> BuildSummary:
     """Execute and publish the selected reports (all by default); see the module docstring.
 
     Args:
@@ -110,6 +110,7 @@ def build(config: Config, *, reports: Optional[list[str]] = None, overrides: Opt
         force: Re-run even when nothing changed.
         due: Only reports whose ``schedule`` fired since they were last published or checked.
         reporter: Receives progress events.
+        wait_s: How long to wait for another publish of the same site to finish.
 
     Raises:
         ConfigError: bad config or parameters, before any kernel starts.
@@ -121,7 +122,7 @@ def build(config: Config, *, reports: Optional[list[str]] = None, overrides: Opt
     store, state = Store(config.output_dir), State(config.project_dir)
     summary = BuildSummary(site_dir=config.output_dir)
     now = datetime.now(timezone.utc)
-    with store.lock():
+    with store.lock(wait_s):
         store.clean_staging()
         # Each report's manifests, read once (100 variants: 100 reads, not 10,000).
         published = {name: store.versions(name) for name in {run.report for run in runs}}

@@ -1,14 +1,17 @@
 """Command line: parse arguments, load the config, call the library. Nothing else happens here.
 
 Exit status: 0 success, 1 one or more runs failed, 2 bad input (config, parameters, usage),
-130 interrupted.
+4 an environment problem (see :mod:`lab2land.errors`), 130 interrupted. Errors are caught once,
+in :func:`main`, and printed one line each; ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import Optional
 
@@ -22,11 +25,12 @@ from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from .config import ConfigError, load_config  # noqa: E402
-from .params import ParameterError, parse_assignments  # noqa: E402
-from .store import PublishLocked  # noqa: E402
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from . import __version__  # noqa: E402
+from .config import load_config  # noqa: E402
+from .errors import (  # noqa: E402
+    EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Lab2landError, ParameterError, UsageError,
+)
+from .params import parse_assignments  # noqa: E402
 
 
 def _console() -> Console:
@@ -40,7 +44,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     config = load_config(args.project)
     reporter = ConsoleReporter()
     summary = build(config, reports=args.reports or None, overrides=parse_assignments(args.param),
-                    jobs=args.jobs, force=args.force, due=args.due, reporter=reporter)
+                    jobs=args.jobs, force=args.force, due=args.due, reporter=reporter, wait_s=args.wait)
     reporter.summary(summary)
     return EXIT_FAILED if summary.failed else EXIT_OK
 
@@ -76,6 +80,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_new(args: argparse.Namespace) -> int:
+    from .new import new_project
+
+    folder = Path(args.folder)
+    written = new_project(folder, title=args.title)
+    console = _console()
+    console.print(f"created {escape(str(folder))}/ with " + ", ".join(escape(str(p.relative_to(folder))) for p in written))
+    shown = escape(str(folder))
+    console.print(f"next: cd {shown} && lab2land build, then open {shown}/reports/index.html (or `lab2land serve`)")
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .restore import restore
+
+    config = load_config(args.project)
+    result = restore(args.url, config.output_dir)
+    console = _console()
+    if result is None:
+        console.print(f"nothing deployed yet at {escape(args.url)} (no catalog.json): starting a new site")
+        return EXIT_OK
+    console.print(f"restored {result.written} version(s) from {escape(args.url)} into {escape(str(config.output_dir))}"
+                  f" ({result.present} already here, {len(result.missed)} could not be downloaded)")
+    for folder in result.missed:
+        console.print(f"[yellow]warning:[/] could not download {escape(folder)}")
+    return EXIT_OK
+
+
 def cmd_layout(args: argparse.Namespace) -> int:
     from .grid import layout_command
 
@@ -103,13 +135,43 @@ def _days(text: str) -> int:
     return int(value)
 
 
-def parser() -> argparse.ArgumentParser:
-    """The argument parser (documented in README.md)."""
-    p = argparse.ArgumentParser(prog="publish.py", description="Publish notebooks as versioned reports.")
-    p.add_argument("--project", default=".", help="project folder holding publish.toml (default: .)")
-    sub = p.add_subparsers(dest="command", required=True)
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises UsageError instead of printing and exiting, so that every error
+    leaves through :func:`main` (usage text first, then one ``error:`` line)."""
 
-    b = sub.add_parser("build", help="execute and publish reports")
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)")
+
+
+def _global_options(top: bool) -> argparse.ArgumentParser:
+    """Options accepted before and after the command: ``lab2land --project D build`` and
+    ``lab2land build --project D``. After the command they default to SUPPRESS, so that they
+    do not overwrite a value given before it."""
+    options = argparse.ArgumentParser(add_help=False)
+    default = (lambda value: value) if top else (lambda value: argparse.SUPPRESS)
+    options.add_argument("--project", default=default("."), metavar="DIR",
+                         help="project folder holding publish.toml (default: .)")
+    options.add_argument("--debug", action="store_true", default=default(False),
+                         help="show the Python traceback of an error")
+    return options
+
+
+def parser(prog: str = "lab2land") -> argparse.ArgumentParser:
+    """The argument parser (documented in README.md)."""
+    p = _Parser(prog=prog, description="Publish notebooks as versioned reports.", parents=[_global_options(True)])
+    p.add_argument("--version", action="version", version=f"lab2land {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    options = [_global_options(False)]
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=options)
+
+    n = command("new", "start a new project: publish.toml, an example notebook, .gitignore, CI workflow")
+    n.add_argument("folder", metavar="DIR", help="folder to create the project in (may exist, but hold no project)")
+    n.add_argument("--title", default=None, help="the site's title (default: the folder's name)")
+    n.set_defaults(func=cmd_new)
+
+    b = command("build", "execute and publish reports")
     b.add_argument("reports", nargs="*", help="report names (default: all)")
     b.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
                    help="override a parameter for the selected reports (repeatable)")
@@ -117,22 +179,28 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="re-run even when nothing changed")
     b.add_argument("--due", action="store_true",
                    help="only reports whose schedule came due since they were last published (for cron)")
+    b.add_argument("--wait", type=float, default=600, metavar="SECONDS",
+                   help="how long to wait for another publish of the same site (default: 600)")
     b.set_defaults(func=cmd_build)
 
-    sub.add_parser("list", help="reports, parameter sets and latest versions").set_defaults(func=cmd_list)
+    command("list", "reports, parameter sets and latest versions").set_defaults(func=cmd_list)
 
-    s = sub.add_parser("serve", help="serve the site and live dashboards")
+    s = command("serve", "serve the site and live dashboards")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     s.add_argument("--port", type=int, default=8866)
     s.add_argument("--token", default=None, help="require this token (or env LAB2LAND_TOKEN)")
     s.set_defaults(func=cmd_serve)
 
-    g = sub.add_parser("layout", help="write grid metadata from grid:... cell tags")
+    r = command("restore", "download the versions of a deployed site that the site folder lacks (CI)")
+    r.add_argument("url", help="where the site is deployed, e.g. https://org.github.io/project/")
+    r.set_defaults(func=cmd_restore)
+
+    g = command("layout", "write grid metadata from grid:... cell tags")
     g.add_argument("notebook")
     g.add_argument("--check", action="store_true", help="only report what would change")
     g.set_defaults(func=cmd_layout)
 
-    d = sub.add_parser("demo-data", help="generate or advance the demo database")
+    d = command("demo-data", "generate or advance the demo database")
     d.add_argument("--reset", action="store_true", help="regenerate from scratch")
     d.add_argument("--advance", metavar="DAYS", help="append new days of activity, e.g. 1d")
     d.set_defaults(func=cmd_demo_data)
@@ -144,23 +212,39 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    """Entry point of ``publish.py`` and the ``lab2land`` console script."""
-    args = parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+def main(argv: Optional[list[str]] = None, prog: Optional[str] = None) -> int:
+    """Entry point of ``lab2land``, ``python -m lab2land`` and ``publish.py``.
+
+    Every error lab2land names (:class:`~lab2land.errors.Lab2landError`) is printed as one line
+    per problem with its exit code; an OS error that escapes (a folder that cannot be written)
+    is printed with the file it concerns; anything else is a bug, reported in one line that
+    asks for ``--debug``. With ``--debug`` the traceback is shown as well.
+    """
     console = _console()
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
+        args = parser(prog or os.path.basename(sys.argv[0]) or "lab2land").parse_args(argv)
+        signal.signal(signal.SIGTERM, _terminate)
         return args.func(args)
-    except (ConfigError, ParameterError) as exc:
-        for line in exc.problems:
-            console.print(f"[red]error:[/] {escape(line)}")
-        return EXIT_USAGE
-    except PublishLocked as exc:
-        console.print(f"[red]error:[/] {escape(str(exc))}")
-        return EXIT_USAGE
+    except Lab2landError as exc:
+        return _report(console, exc, exc.problems, exc.exit_code, debug)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: runs stopped; published versions are unchanged")
         return EXIT_INTERRUPTED
+    except OSError as exc:
+        where = exc.filename or "lab2land"
+        return _report(console, exc, [f"{where}: {exc.strerror or exc}"], EXIT_ENVIRONMENT, debug)
+    except Exception as exc:  # noqa: BLE001 - a bug: one line, and the traceback on request
+        return _report(console, exc, [f"internal error: {type(exc).__name__}: {exc} "
+                                      "(run again with --debug for the traceback, and report it)"], EXIT_FAILED, debug)
+
+
+def _report(console: Console, exc: BaseException, problems: list[str], code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    for line in problems:
+        console.print(f"[red]error:[/] {escape(line)}")
+    return code
 
 
 if __name__ == "__main__":

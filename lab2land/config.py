@@ -15,21 +15,13 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .cache import schedule_problem
+from .errors import ConfigError
+
+__all__ = ["Config", "ConfigError", "ReportConfig", "SiteConfig", "SourceConfig", "load_config"]
 
 CONFIG_NAME = "publish.toml"
 
 ParameterSet = dict[str, Any]
-
-
-class ConfigError(Exception):
-    """One or more problems in the project's configuration or inputs.
-
-    ``problems`` holds one human-readable line per problem; ``str()`` joins them.
-    """
-
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
 
 
 class _Strict(BaseModel):
@@ -209,7 +201,17 @@ def _check_references(config: Config) -> list[str]:
                 valid = ", ".join(sorted(config.sources)) or "none defined"
                 problems.append(f"{name}: reports.{report_name}.sources: unknown source {source!r} "
                                 f"(defined: {valid})")
+    problems += _check_urls(config)
     return problems
+
+
+def _check_urls(config: Config) -> list[str]:
+    if not any(s.url for s in config.sources.values()):
+        return []
+    from .data import url_problem  # data imports config; only projects with databases need it
+
+    return [f"{config.config_path.name}: sources.{name}.url: {problem}" for name, source in config.sources.items()
+            if source.url and (problem := url_problem(source.url))]
 
 
 def load_config(project_dir: Path | str = ".", config_path: Path | str | None = None) -> Config:

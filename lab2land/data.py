@@ -167,12 +167,11 @@ def _load_sql(project: Path, name: str, source: SourceConfig, workdir: Path) -> 
     import sqlalchemy
     from sqlalchemy.engine import make_url
 
+    problem = url_problem(source.url)
+    if problem:
+        raise SourceError(problem)
     url = resolve_url(project, source.url)
-    try:
-        database = _sqlite_file(make_url(url))
-    except sqlalchemy.exc.ArgumentError:
-        raise SourceError(f"not a database URL: {_redact(source.url)} (expected e.g. sqlite:///data/shop.sqlite "
-                          "or postgresql://user@host/dbname)") from None
+    database = _sqlite_file(make_url(url))
     if database and not Path(database).exists():  # SQLite would create an empty file and fail later
         raise SourceError(f"database file not found: {source.url!r} (looked for {database})")
     try:
@@ -232,6 +231,19 @@ def _write_frame(frame, out: Path, fmt: str) -> None:
         frame.to_parquet(out, index=False)
     else:
         frame.to_json(out, orient="records", date_format="iso")
+
+
+def url_problem(url: str) -> Optional[str]:
+    """Why ``url`` is not a database URL SQLAlchemy can read, or None if it is one."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(url)
+    except ArgumentError:
+        return (f"not a database URL: {_redact(url)} (expected e.g. sqlite:///data/shop.sqlite "
+                "or postgresql://user@host/dbname)")
+    return None
 
 
 def _redact(url: str) -> str:

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import UsageError
+
 DB_NAME = "shop.sqlite"
 REGIONS = ("north", "south", "east", "west")
 PRODUCTS = {  # name -> (average price, share of orders)
@@ -135,7 +137,7 @@ def advance(project_dir: Path, days: int = 1) -> dict:
         Rows added per table, e.g. ``{"daily_sales": 20, "transactions": 36, "leads": 14}``.
 
     Raises:
-        FileNotFoundError: If the demo database does not exist yet.
+        UsageError: If the demo database does not exist yet.
         ValueError: If ``days`` is less than 1.
     """
     if days < 1:
@@ -143,8 +145,8 @@ def advance(project_dir: Path, days: int = 1) -> dict:
     data_dir = Path(project_dir) / "data"
     db_path = data_dir / DB_NAME
     if not db_path.is_file():
-        raise FileNotFoundError(f"{db_path} does not exist: generate the demo data first "
-                                "(`publish.py demo-data --reset`)")
+        raise UsageError(f"{db_path} does not exist: generate the demo data first "
+                         "(`publish.py demo-data --reset`)")
     conn = _connect(db_path)
     try:
         # IMMEDIATE takes the write lock before reading the latest day, so two concurrent

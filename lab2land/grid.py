@@ -25,12 +25,13 @@ from typing import Any, Optional
 import nbformat
 
 from lab2land.store import write_atomic
+from lab2land.templating import TEMPLATES_DIR
 
 VIEW = "grid_default"
 TAG_PREFIX = "grid:"
 # Papermill's tags: the parameters a dashboard was given are not content.
 PARAMETER_TAGS = {"parameters", "injected-parameters"}
-CSS_PATH = Path(__file__).resolve().parent.parent / "templates" / "grid" / "lab2land-grid.css"
+CSS_PATH = TEMPLATES_DIR / "grid" / "lab2land-grid.css"
 _TAG_KEYS = {"col": "col", "row": "row", "w": "width", "width": "width", "h": "height", "height": "height"}
 
 

@@ -14,17 +14,11 @@ from typing import Any
 
 import nbformat
 
+from .errors import ParameterError
+
 # Parameters lab2land fills in itself when a notebook declares them.
 RUN_ID = "run_id"
 _NO_DEFAULT = object()
-
-
-class ParameterError(ValueError):
-    """Invalid parameter names or values; ``problems`` has one line per problem."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
 
 
 @dataclass(frozen=True)

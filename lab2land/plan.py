@@ -64,7 +64,7 @@ def _installed_kernels() -> dict[str, str]:
 
 def _kernel(name: str, report: ReportConfig, path: Path, installed: dict[str, str], problems: list[str]) -> str:
     if report.kernel:
-        kernel, where = report.kernel, f"reports.{name}.kernel"
+        kernel, where = report.kernel, f"reports.{name}.kernel: kernel {report.kernel!r}"
     else:
         nb = nbformat.read(str(path), as_version=4)
         kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")

@@ -29,12 +29,14 @@ from voila.paths import collect_static_paths, collect_template_paths
 
 from lab2land import dashboards as dash
 from lab2land.config import Config
+from lab2land.errors import ServeError
+from lab2land.templating import TEMPLATES_DIR
 from lab2land.serve_handlers import (
     DashboardHandler, DashboardKernelManager, KernelChannelsHandler, LabExtensionsHandler, SiteHandler,
     TemplateAssetsHandler, TrailingSlashHandler,
 )
 
-GRID_TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates" / "grid"
+GRID_TEMPLATE_DIR = TEMPLATES_DIR / "grid"
 # Our template's index.html.j2 comes first on the template path; it is registered under the
 # name of its base, "lab", so the assets it inherits resolve through Voila's own static handler
 # (which only knows templates installed in Jupyter's data folders).
@@ -52,10 +54,6 @@ FRONTEND_EXTENSIONS = ["@voila-dashboards/widgets-manager8", "@voila-dashboards/
                        "jupyterlab-plotly", "jupyterlab_pygments"]
 
 log = logging.getLogger("lab2land.serve")
-
-
-class ServeError(RuntimeError):
-    """The server cannot start (e.g. the port is taken)."""
 
 
 class DashboardServer(Voila):

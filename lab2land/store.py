@@ -20,15 +20,16 @@ from typing import Iterator, Optional
 
 from filelock import FileLock, Timeout
 
+from .errors import PublishLocked, SiteWriteError
+
 MANIFEST = "manifest.json"
 STAGING = ".staging"
 LOCK = ".publish.lock"
+LOCK_WAIT_S = 600  # how long a publish waits for another one of the same site
 MANIFEST_SCHEMA = 1
-_VERSION_RE = re.compile(r"^\d{8}T\d{6}Z(-[a-z0-9][a-z0-9-]*)?$")
-
-
-class PublishLocked(RuntimeError):
-    """Another publish holds the site's lock."""
+VERSION_RE = re.compile(r"^\d{8}T\d{6}Z(-[a-z0-9][a-z0-9-]*)?$")
+# A file or folder name that stays where it is put: no separators, no dot-names, no "..".
+SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -66,14 +67,23 @@ class Store:
     # --- locking and staging ---------------------------------------------------------------
 
     @contextmanager
-    def lock(self, wait_s: float = 600) -> Iterator[None]:
-        """Serialize publishes of one site (cron and a person may start one at the same time)."""
-        self.site_dir.mkdir(parents=True, exist_ok=True)
+    def lock(self, wait_s: float = LOCK_WAIT_S) -> Iterator[None]:
+        """Serialize publishes of one site (cron and a person may start one at the same time).
+
+        Raises:
+            PublishLocked: another publish held the lock for ``wait_s`` seconds.
+            SiteWriteError: the site folder cannot be created or written.
+        """
         lock = FileLock(str(self.site_dir / LOCK))
         try:
+            self.site_dir.mkdir(parents=True, exist_ok=True)
             lock.acquire(timeout=wait_s)
         except Timeout:
-            raise PublishLocked(f"{self.site_dir}: another publish has held {LOCK} for over {wait_s:.0f} s") from None
+            raise PublishLocked(f"{self.site_dir}: another publish has held {LOCK} for over {wait_s:.0f} s "
+                                "(wait longer with `build --wait SECONDS`)") from None
+        except OSError as exc:
+            raise SiteWriteError(f"{self.site_dir}: cannot write the site folder ([site] output): "
+                                 f"{exc.strerror or exc}") from None
         try:
             yield
         finally:
@@ -130,7 +140,7 @@ class Store:
         if not folder.is_dir():
             return found
         for child in folder.iterdir():
-            if not _VERSION_RE.match(child.name):
+            if not VERSION_RE.match(child.name):
                 continue
             try:
                 manifest = json.loads((child / MANIFEST).read_text(encoding="utf-8"))

@@ -10,8 +10,11 @@ import hashlib
 from importlib import metadata
 from pathlib import Path
 
+from .vendor import PACKAGES, PINNED, VENDOR_DIR
+
 PACKAGE_DIR = Path(__file__).resolve().parent
-TEMPLATES_DIR = PACKAGE_DIR.parent / "templates"
+# Package data, so a wheel carries them; the checkout's top-level templates/ links here.
+TEMPLATES_DIR = PACKAGE_DIR / "templates"
 # What shapes a published page: the report and site templates (not the Voila ``grid/``
 # template, which only dashboards use), the render-stage modules and these packages.
 PAGE_TEMPLATES = ("report", "site")
@@ -36,9 +39,7 @@ def template_fingerprint(template_dirs: list[Path] | None = None) -> str:
     for sub in PAGE_TEMPLATES:
         files += [(f"lab2land/{p.relative_to(TEMPLATES_DIR).as_posix()}", p)
                   for p in sorted((TEMPLATES_DIR / sub).rglob("*")) if p.is_file()]
-    vendor = PACKAGE_DIR / "static" / "vendor" / "manifest.json"
-    if vendor.is_file():
-        files.append(("vendor/manifest.json", vendor))
+    files += [(f"vendor/{key}", VENDOR_DIR / key / PINNED) for key in PACKAGES if (VENDOR_DIR / key / PINNED).is_file()]
     for name, path in files:
         digest.update(name.encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())

@@ -1,13 +1,18 @@
-"""Shared fixtures: the project root, and a real headless Chromium driven by Playwright."""
+"""Shared fixtures and helpers: the project root, the command-line runner, notebook and project
+writers, and a real headless Chromium driven by Playwright."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+import nbformat
 import pytest
+from nbformat import v4
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
@@ -70,3 +75,20 @@ def corpus() -> Path:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, dirs_exist_ok=True)
     return dst
+
+
+def run_cli(*args: str, project: Path | None = None, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python publish.py [--project DIR] ARGS`` as a user would, capturing its text output."""
+    prefix = ["--project", str(project)] if project is not None else []
+    return subprocess.run([sys.executable, str(ROOT / "publish.py"), *prefix, *args], capture_output=True,
+                          text=True, timeout=timeout, **kwargs)
+
+
+def write_notebook(path: Path, parameters: str | None = "n = 1", *cells: str, kernel: str = "python3") -> Path:
+    """A notebook of code cells; the first, ``parameters`` (None: no parameters cell), is tagged."""
+    body = [v4.new_code_cell(parameters, metadata={"tags": ["parameters"]})] if parameters is not None else []
+    nb = v4.new_notebook(cells=body + [v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return path

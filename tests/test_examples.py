@@ -19,6 +19,7 @@ import papermill as pm
 import pytest
 
 from lab2land import demo
+from lab2land.errors import UsageError
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 EXAMPLES = ("lead_scoring", "kpi_report", "fraud_detection")
@@ -113,7 +114,7 @@ def test_advance_adds_exactly_the_next_day_deterministically(tmp_path):
 
 
 def test_advance_without_data_says_how_to_create_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="generate the demo data first"):
+    with pytest.raises(UsageError, match="generate the demo data first"):
         demo.advance(tmp_path)
     demo.generate(tmp_path, days=2, start=START)
     with pytest.raises(ValueError, match="at least 1"):

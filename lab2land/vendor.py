@@ -1,0 +1,170 @@
+"""Third-party JavaScript that published pages need offline, fetched from the npm registry when
+lab2land itself is built (wheel, sdist or editable install), never while publishing.
+
+``setup.py`` calls :func:`fetch` before it collects package data, so a wheel carries the files
+under ``lab2land/static/vendor/<key>/`` and a machine that installs it needs neither npm nor a
+network. This module uses only the standard library: it runs inside the isolated environment of
+a build, where none of lab2land's dependencies are installed.
+
+Each package is pinned with its registry integrity, so a re-published tarball cannot slip in
+unnoticed. ``python -m lab2land.vendor fetch`` fetches by hand (a checkout that was never
+installed).
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+VENDOR_DIR = Path(__file__).resolve().parent / "static" / "vendor"
+# Written inside each package's folder, so the folder and what it claims to hold are renamed
+# into place together.
+PINNED = ".pinned.json"
+
+# `files` maps tarball paths (prefixes, or globs) to paths under vendor/<key>/; `assets` is
+# where the site's assets/ folder gets vendor/<key>/.
+PACKAGES = {
+    # The non-AMD widget manager: dist/embed.js renders every widget-view data block from
+    # the widget-state block on window load, with no require.js. Its CSS loads the Font
+    # Awesome fonts relative to the script (woff2/woff/ttf kept; eot/svg serve only old
+    # browsers); the source map and AMD bundles are left out.
+    "html-manager": {
+        "name": "@jupyter-widgets/html-manager",
+        "version": "1.0.15",
+        "integrity": "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
+        "files": {"package/dist/embed.js": "embed.js", "package/dist/embed.js.LICENSE.txt": "LICENSE.txt",
+                  "package/dist/*.woff2": "", "package/dist/*.woff": "", "package/dist/*.ttf": ""},
+        "assets": "widgets",
+    },
+    # MathJax 3, for notebooks with math only: the all-in-one TeX bundle (so it never loads
+    # extensions on demand) and the CHTML fonts it finds relative to itself.
+    "mathjax": {
+        "name": "mathjax",
+        "version": "3.2.2",
+        "integrity": "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==",
+        "files": {"package/es5/tex-chtml-full.js": "tex-chtml-full.js", "package/LICENSE": "LICENSE",
+                  "package/es5/output/chtml/fonts/woff-v2/*.woff": "output/chtml/fonts/woff-v2/"},
+        "assets": "mathjax",
+    },
+}
+
+
+class FetchError(RuntimeError):
+    """npm is missing, ``npm pack`` failed, or a tarball is not the pinned one."""
+
+
+def pin(key: str) -> dict:
+    """What identifies a package's pinned release: name, version and integrity."""
+    return {k: PACKAGES[key][k] for k in ("name", "version", "integrity")}
+
+
+def present(key: str, vendor_dir: Path | None = None) -> bool:
+    """True if ``vendor_dir/key`` holds exactly the pinned release of that package."""
+    vendor_dir = vendor_dir or VENDOR_DIR
+    try:
+        return json.loads((vendor_dir / key / PINNED).read_text(encoding="utf-8")) == pin(key)
+    except (OSError, ValueError):
+        return False
+
+
+def missing(vendor_dir: Path | None = None) -> list[str]:
+    """Keys of the packages not (or not at the pinned release) in ``vendor_dir``."""
+    return [key for key in PACKAGES if not present(key, vendor_dir)]
+
+
+def fetch(vendor_dir: Path | None = None, npm: str | None = None) -> list[str]:
+    """Fetch every missing package into ``vendor_dir`` with ``npm pack``; return the keys fetched.
+
+    Each package is unpacked into a temporary folder beside its destination and renamed into
+    place, so a killed fetch leaves the old files or none, never half a package.
+
+    Raises:
+        FetchError: npm is not installed, the registry cannot be reached, or a tarball does not
+            match its pinned integrity.
+    """
+    vendor_dir = vendor_dir or VENDOR_DIR
+    todo = missing(vendor_dir)
+    if not todo:
+        return []
+    npm = npm or shutil.which("npm")
+    if npm is None:
+        raise FetchError("building lab2land needs npm once, to fetch the offline JavaScript for the "
+                         f"published pages ({', '.join(PACKAGES[k]['name'] for k in todo)}): install it "
+                         "(Debian: `apt-get install npm`) and build again, or install lab2land from a wheel")
+    vendor_dir.mkdir(parents=True, exist_ok=True)
+    for key in todo:
+        with tempfile.TemporaryDirectory(dir=vendor_dir) as tmp:
+            tarball = _npm_pack(npm, Path(tmp), PACKAGES[key])
+            staged = Path(tmp) / key
+            _extract(tarball, staged, PACKAGES[key]["files"])
+            (staged / PINNED).write_text(json.dumps(pin(key), indent=2) + "\n", encoding="utf-8")
+            if (vendor_dir / key).exists():
+                shutil.rmtree(vendor_dir / key)
+            os.replace(staged, vendor_dir / key)
+    return todo
+
+
+def _npm_pack(npm: str, workdir: Path, pkg: dict) -> Path:
+    spec = f"{pkg['name']}@{pkg['version']}"
+    proc = subprocess.run([npm, "pack", "--json", spec], cwd=workdir, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        raise FetchError(f"`npm pack {spec}` failed (exit {proc.returncode}); is the npm registry "
+                         f"reachable? {proc.stderr.strip()}")
+    try:
+        filename = json.loads(proc.stdout)[0]["filename"]
+    except (ValueError, IndexError, KeyError) as exc:
+        raise FetchError(f"`npm pack --json {spec}` printed no package info: {proc.stdout[:500]!r}") from exc
+    # npm names scoped tarballs without the "@"; be tolerant of either spelling.
+    tarball = workdir / filename.lstrip("@").replace("/", "-")
+    algorithm, expected = pkg["integrity"].split("-", 1)
+    actual = base64.b64encode(hashlib.new(algorithm, tarball.read_bytes()).digest()).decode()
+    if actual != expected:
+        raise FetchError(f"{tarball.name} does not match the pinned integrity of {spec}: refusing to use it")
+    return tarball
+
+
+def _extract(tarball: Path, dest: Path, files: dict[str, str]) -> None:
+    """Copy the selected members of an npm tarball: ``{"package/x/*.woff": "fonts/", ...}``."""
+    dest.mkdir(parents=True)
+    with tarfile.open(tarball, "r:gz") as tar:
+        for member in tar.getmembers():
+            if not member.isfile():
+                continue
+            for pattern, target in files.items():
+                if fnmatch.fnmatchcase(member.name, pattern) and "/" not in member.name[len(pattern.split("*")[0]):]:
+                    out = dest / (target + Path(member.name).name if target.endswith("/") or not target else target)
+                    out.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as src:
+                        out.write_bytes(src.read())
+    for pattern, target in files.items():
+        if "*" not in pattern and not (dest / target).is_file():
+            raise FetchError(f"{tarball.name} has no {pattern}: the pinned version changed layout")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m lab2land.vendor fetch``: fetch what is missing (a build does this itself)."""
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["fetch"]:
+        print("usage: python -m lab2land.vendor fetch", file=sys.stderr)
+        return 2
+    try:
+        fetched = fetch()
+    except FetchError as exc:
+        print(f"lab2land: {exc}", file=sys.stderr)
+        return 1
+    print(f"lab2land: offline assets ready in {VENDOR_DIR}" + (f" (fetched {', '.join(fetched)})" if fetched else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
