@@ -11,7 +11,7 @@ and publishes all 100 variants. Then, with nothing changed, the rebuild is timed
 Every no-op must report 100 × "unchanged" and start no kernel (checked). Target: no-op ≤ 1 s and
 ≥ 50× faster than the cold build. Prints figures, asserts nothing about time.
 
-The bench runs on a frozen copy of ``lab2land/``, ``templates/`` and ``publish.py``: the cache key
+The bench runs on a frozen copy of ``lab2land/`` (templates included) and ``publish.py``: the cache key
 covers lab2land's templates and render code, so an edit in a shared checkout during the run would
 (rightly) turn the "no-op" into a full rebuild. ``--live-code`` runs the checkout as it is.
 
@@ -126,8 +126,7 @@ def rerun_on_frozen_code() -> None:
     """Copy the code the cache key depends on and re-execute this script on that copy."""
     code = Path(tempfile.mkdtemp(prefix="lab2land-bench-code-"))
     skip = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "lab2land", code / "lab2land", ignore=skip)
-    shutil.copytree(ROOT / "templates", code / "templates", ignore=skip)
+    shutil.copytree(ROOT / "lab2land", code / "lab2land", ignore=skip)  # templates and assets inside
     shutil.copy(ROOT / "publish.py", code / "publish.py")
     env = {**os.environ, FROZEN: str(code), "PYTHONPATH": os.pathsep.join(filter(None, [
         str(code), os.environ.get("PYTHONPATH")]))}
