@@ -40,7 +40,6 @@ from nbformat import v4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, keep_or_remove, machine  # noqa: E402
-
 from lab2land.build import Reporter, build  # noqa: E402
 from lab2land.config import load_config  # noqa: E402
 

@@ -16,20 +16,21 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 import pytest
+
+from conftest import free_port
 
 SUPERUSER = "lab2land"
 
 
-def find_bindir() -> Optional[Path]:
+def find_bindir() -> Path | None:
     """The folder holding ``initdb`` and ``pg_ctl``, newest major version first, or None."""
     candidates = [os.environ.get("LAB2LAND_PG_BIN", "")]
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
@@ -45,13 +46,7 @@ def find_bindir() -> Optional[Path]:
     return None
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _service_user() -> Optional[str]:
+def _service_user() -> str | None:
     """None when not root; otherwise a system user the server can run as (created if needed)."""
     if os.geteuid() != 0:
         return None
@@ -73,7 +68,7 @@ class PostgresServer:
     bindir: Path
     root: Path
     port: int
-    user: Optional[str]
+    user: str | None
 
     @property
     def data_dir(self) -> Path:
@@ -127,7 +122,7 @@ class PostgresServer:
 
 
 def postgres_server() -> Iterator[PostgresServer]:
-    """Start a server for the duration of the generator (use as a session fixture)."""
+    """Start a server for the duration of the generator (``conftest.postgres`` is the session fixture)."""
     bindir = find_bindir()
     if bindir is None:
         reason = ("PostgreSQL server binaries (initdb, pg_ctl) not found in /usr/lib/postgresql/*/bin, "
@@ -143,9 +138,3 @@ def postgres_server() -> Iterator[PostgresServer]:
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A real PostgreSQL server on a free loopback port, shared by the session."""
-    yield from postgres_server()

@@ -1,13 +1,12 @@
-"""Helpers for the ``publish.py serve`` tests: small projects and a real server subprocess."""
+"""Helpers for the ``publish.py serve`` tests: grid-layout notebooks and a real server subprocess
+(projects are written with ``conftest.write_project``)."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,8 +15,9 @@ import psutil
 import requests
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-ROOT = Path(__file__).resolve().parent.parent
-KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+from conftest import ROOT, free_port, kernelspec, start_cli
+
+SITE = {"title": "Serve test"}
 
 
 def view(col, row, width, height, hidden=False) -> dict:
@@ -28,7 +28,7 @@ def view(col, row, width, height, hidden=False) -> dict:
 
 def grid_notebook(cells: list, columns: int = 12, cell_height: int = 60) -> nbformat.NotebookNode:
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = dict(KERNELSPEC)
+    nb.metadata["kernelspec"] = kernelspec()
     nb.metadata["extensions"] = {"jupyter_dashboards": {"activeView": "grid_default", "views": {"grid_default": {
         "name": "grid", "type": "grid", "maxColumns": columns, "cellMargin": 10, "defaultCellHeight": cell_height}}}}
     return nb
@@ -53,30 +53,6 @@ def widgets_notebook() -> nbformat.NotebookNode:
     ])
 
 
-def write_project(folder: Path, notebooks: dict[str, nbformat.NotebookNode], reports: dict[str, dict],
-                  extra: str = "") -> Path:
-    """Write notebooks and a publish.toml with one ``[reports.<name>]`` table per report."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, nb in notebooks.items():
-        nbformat.write(nb, folder / name)
-    lines = ['[site]', 'title = "Serve test"', extra]
-    for name, table in reports.items():
-        lines.append(f"[reports.{name}]")
-        lines.extend(f"{key} = {json.dumps(value)}" for key, value in table.items() if not isinstance(value, dict))
-        for key, value in table.items():
-            if isinstance(value, dict):
-                inner = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
-                lines.append(f"{key} = {{ {inner} }}")
-    (folder / "publish.toml").write_text("\n".join(lines) + "\n")
-    return folder
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
     """``publish.py serve`` running as a subprocess on a free port."""
 
@@ -86,8 +62,7 @@ class Server:
         self.host = host
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = project / f"serve-{self.port}.log"
-        args = [sys.executable, str(ROOT / "publish.py"), "--project", str(project), "serve",
-                "--port", str(self.port)]
+        args = ["serve", "--port", str(self.port)]
         if host:  # None: the command's default
             args += ["--host", host]
         if token:
@@ -96,8 +71,9 @@ class Server:
                     **(env or {})}
         if "LAB2LAND_TOKEN" not in (env or {}):
             full_env.pop("LAB2LAND_TOKEN", None)  # the tests decide whether a token is set
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env=full_env)
+        self.log = open(self.log_path, "w")  # noqa: SIM115  (the server writes to it until stop() closes it)
+        self.proc = start_cli(*args, project=project, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+                              env=full_env)
         self._wait_up()
 
     def _wait_up(self, timeout: float = 60) -> None:

@@ -5,27 +5,23 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
-from lab2land import demo
+from conftest import demo_project
 from lab2land.build import build
 from lab2land.config import load_config
 
-ROOT = Path(__file__).resolve().parent.parent
 EXTERNAL = re.compile(r"""(?:src|href|url)\s*[=(]\s*["']?\s*(?:https?:)?//""", re.I)
 
 
 @pytest.fixture(scope="module")
 def demo_site(tmp_path_factory) -> Path:
     project = tmp_path_factory.mktemp("demo")
-    shutil.copytree(ROOT / "notebooks", project / "notebooks")
-    shutil.copy(ROOT / "publish.toml", project / "publish.toml")
-    demo.generate(project)
+    demo_project(project)
     summary = build(load_config(project), jobs=2)
     assert [o.status for o in summary.outcomes] == ["ok"] * 4, [o.summary for o in summary.outcomes]
     return project / "reports"
@@ -121,7 +117,6 @@ def test_unchanged_rebuild_starts_no_kernel(demo_site):
     assert {o.status for o in summary.outcomes} == {"unchanged"}
 
 
-@pytest.mark.browser
 def test_report_opens_from_file_url_with_plot_and_widgets(demo_site, page):
     catalog = json.loads((demo_site / "catalog.json").read_text())
     fraud = catalog["reports"]["fraud"]["variants"]["default"]["latest"]

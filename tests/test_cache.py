@@ -7,69 +7,38 @@ line in the log.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
-import subprocess
-import sys
 import tomllib
 from datetime import date
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbformat import v4
+from nbformat import NotebookNode, v4
 
+from conftest import ROOT, StartedRuns, code_notebook, logs_run, run_cli, runs_logged, save_notebook, write_project
 from lab2land import demo
-from lab2land.build import Reporter, build
+from lab2land.build import build
 from lab2land.cache import cache_key
 from lab2land.config import load_config
 from lab2land.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
-
 SALES_SQL = "select day, region, amount from sales order by day, region"
-TOML = f"""
-[site]
-title = "Cache test"
-
-[sources.sales]
-url = "sqlite:///data/shop.sqlite"
-sql = "{SALES_SQL}"
-columns = {{ day = "str", amount = "float" }}
-
-[sources.regions]
-url = "sqlite:///data/shop.sqlite"
-sql = "select name from regions order by name"
-
-[reports.revenue]
-notebook = "nb/revenue.ipynb"
-title = "Revenue"
-sources = ["sales"]
-
-[reports.regions]
-notebook = "nb/regions.ipynb"
-title = "Regions"
-sources = ["regions"]
-
-[reports.hello]
-notebook = "nb/hello.ipynb"
-title = "Hello"
-parameters = {{ greeting = "hi" }}
-"""
+SOURCES = {
+    "sales": {"url": "sqlite:///data/shop.sqlite", "sql": SALES_SQL, "columns": {"day": "str", "amount": "float"}},
+    "regions": {"url": "sqlite:///data/shop.sqlite", "sql": "select name from regions order by name"},
+}
+REPORTS = {
+    "revenue": {"notebook": "nb/revenue.ipynb", "title": "Revenue", "sources": ["sales"]},
+    "regions": {"notebook": "nb/regions.ipynb", "title": "Regions", "sources": ["regions"]},
+    "hello": {"notebook": "nb/hello.ipynb", "title": "Hello", "parameters": {"greeting": "hi"}},
+}
 
 
-def write_notebook(path: Path, parameters: dict, body: str = "") -> Path:
-    """A tiny notebook that logs each execution to ``runs.log`` in its folder."""
-    params = "\n".join(f"{k} = {v!r}" for k, v in parameters.items())
-    name = path.stem
-    cells = [v4.new_code_cell(params, metadata={"tags": ["parameters"]}),
-             v4.new_code_cell(f"with open('runs.log', 'a') as fh:\n    fh.write({name!r} + '\\n')\n{body}")]
-    nb = v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                               "language": "python"}})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(path))
-    return path
+def logging_notebook(name: str, parameters: str, body: str = "") -> NotebookNode:
+    """A tiny notebook that logs each execution, as ``name``, to ``runs.log`` in its folder."""
+    return code_notebook(parameters, logs_run(name, body))
 
 
 def make_project(root: Path) -> Path:
@@ -80,27 +49,13 @@ def make_project(root: Path) -> Path:
                        [("2025-01-01", "north", 10.5), ("2025-01-01", "south", 7.0), ("2025-01-02", "north", 3.0)])
         db.execute("create table regions (name text)")
         db.executemany("insert into regions values (?)", [("north",), ("south",)])
-    write_notebook(root / "nb" / "revenue.ipynb", {"sales": ""},
-                   "print(sum(float(l.split(',')[2]) for l in open(sales).read().splitlines()[1:]))")
-    write_notebook(root / "nb" / "regions.ipynb", {"regions": ""}, "print(open(regions).read())")
-    write_notebook(root / "nb" / "hello.ipynb", {"greeting": "hello"}, "print(greeting)")
-    (root / "publish.toml").write_text(TOML)
-    return root
-
-
-class Recorder(Reporter):
-    """Remembers which runs started a kernel."""
-
-    def __init__(self):
-        self.started_runs: list[str] = []
-
-    def started(self, run) -> None:
-        self.started_runs.append(run.report)
-
-
-def kernel_log(project: Path) -> list[str]:
-    log = project / "nb" / "runs.log"
-    return log.read_text().split() if log.exists() else []
+    notebooks = {
+        "nb/revenue.ipynb": logging_notebook(
+            "revenue", "sales = ''", "print(sum(float(l.split(',')[2]) for l in open(sales).read().splitlines()[1:]))"),
+        "nb/regions.ipynb": logging_notebook("regions", "regions = ''", "print(open(regions).read())"),
+        "nb/hello.ipynb": logging_notebook("hello", "greeting = 'hello'", "print(greeting)"),
+    }
+    return write_project(root, notebooks, REPORTS, site={"title": "Cache test"}, sources=SOURCES)
 
 
 def version_dirs(project: Path) -> set[str]:
@@ -116,10 +71,10 @@ class Statuses(dict):
 
 def rebuild(project: Path, **kwargs):
     """Build again and return (statuses by report, reports whose kernel started, new version folders)."""
-    before, log_before = version_dirs(project), kernel_log(project)
-    recorder = Recorder()
+    before, log_before = version_dirs(project), runs_logged(project / "nb")
+    recorder = StartedRuns()
     summary = build(load_config(project), reporter=recorder, jobs=2, **kwargs)
-    ran = kernel_log(project)[len(log_before):]
+    ran = runs_logged(project / "nb")[len(log_before):]
     statuses = Statuses((o.run.report, o.status) for o in summary.outcomes)
     statuses.why = {o.run.report: o.summary for o in summary.outcomes if o.status == "failed"}
     assert sorted(ran) == sorted(recorder.started_runs), f"runs.log and started events disagree: {statuses!r}"
@@ -190,7 +145,7 @@ def test_changed_notebook_reruns_that_report(project):
     nb_path = project / "nb" / "regions.ipynb"
     nb = nbformat.read(str(nb_path), as_version=4)
     nb.cells.append(v4.new_markdown_cell("A new explanation."))
-    nbformat.write(nb, str(nb_path))
+    save_notebook(nb, nb_path)
     statuses, started, _ = rebuild(project)
     assert statuses == {"revenue": "unchanged", "regions": "ok", "hello": "unchanged"} and started == ["regions"]
 
@@ -234,26 +189,6 @@ def test_key_ignores_dict_order_and_is_stable():
 
 # --- the demo's fresh-data story, through the CLI ----------------------------------------------
 
-def demo_sources_toml() -> str:
-    """The demo's real ``[sources]`` tables, as publish.toml declares them."""
-    sources = tomllib.loads((ROOT / "publish.toml").read_text())["sources"]
-    lines = []
-    for name, table in sources.items():
-        lines.append(f"[sources.{name}]")
-        for key, value in table.items():
-            if isinstance(value, dict):
-                value = "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items()) + " }"
-            else:
-                value = json.dumps(value)
-            lines.append(f"{key} = {value}")
-    return "\n".join(lines) + "\n"
-
-
-def cli(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "publish.py"), "--project", str(project), *args],
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_demo_data_advance_rebuilds_only_reports_whose_data_changed(tmp_path):
     """`demo-data --advance 1d` then `build`: the report reading daily sales gets a new version; one
     reading the (unchanging) demo settings table stays as it is.
@@ -261,40 +196,32 @@ def test_demo_data_advance_rebuilds_only_reports_whose_data_changed(tmp_path):
     The demo's sales source keeps complete Monday-Sunday weeks, so the data runs to Saturday
     2026-01-17 and the advanced day is Sunday 2026-01-18, which completes a week."""
     demo.generate(tmp_path, days=17, start=date(2026, 1, 1))
-    write_notebook(tmp_path / "nb" / "sales.ipynb", {"daily_sales": ""}, "print(open(daily_sales).read()[:80])")
-    write_notebook(tmp_path / "nb" / "seed.ipynb", {"meta": ""}, "print(open(meta).read())")
-    (tmp_path / "publish.toml").write_text(demo_sources_toml() + """
-[sources.meta]
-url = "sqlite:///data/shop.sqlite"
-sql = "select key, value from demo_meta order by key"
-
-[reports.sales]
-notebook = "nb/sales.ipynb"
-title = "Sales"
-sources = ["daily_sales"]
-
-[reports.seed]
-notebook = "nb/seed.ipynb"
-title = "Seed"
-sources = ["meta"]
-""")
+    sources = tomllib.loads((ROOT / "publish.toml").read_text())["sources"]  # the demo's real sources
+    sources["meta"] = {"url": "sqlite:///data/shop.sqlite", "sql": "select key, value from demo_meta order by key"}
+    write_project(tmp_path, {
+        "nb/sales.ipynb": logging_notebook("sales", "daily_sales = ''", "print(open(daily_sales).read()[:80])"),
+        "nb/seed.ipynb": logging_notebook("seed", "meta = ''", "print(open(meta).read())"),
+    }, {
+        "sales": {"notebook": "nb/sales.ipynb", "title": "Sales", "sources": ["daily_sales"]},
+        "seed": {"notebook": "nb/seed.ipynb", "title": "Seed", "sources": ["meta"]},
+    }, sources=sources)
     statuses, started, _ = rebuild(tmp_path)
     assert statuses == {"sales": "ok", "seed": "ok"}, statuses
 
-    advanced = cli(tmp_path, "demo-data", "--advance", "1d")
+    advanced = run_cli("demo-data", "--advance", "1d", project=tmp_path)
     assert advanced.returncode == 0 and "demo data advanced" in advanced.stderr, advanced.stderr
-    built = cli(tmp_path, "build")
+    built = run_cli("build", project=tmp_path)
     assert built.returncode == 0, built.stderr
     out = " ".join(built.stderr.split())
     assert "sales ok" in out and "seed unchanged" in out
-    assert kernel_log(tmp_path).count("sales") == 2 and kernel_log(tmp_path).count("seed") == 1
+    assert runs_logged(tmp_path / "nb").count("sales") == 2 and runs_logged(tmp_path / "nb").count("seed") == 1
     store = Store(tmp_path / "reports")
     newest, first = store.versions("sales")
     assert newest["sources"][0]["rows"] == first["sources"][0]["rows"] + 7 * 20  # a week x 4 regions x 5 products
     assert len(store.versions("seed")) == 1
     # Monday's activity starts a new, incomplete week: nothing the reports read has changed.
-    assert cli(tmp_path, "demo-data", "--advance", "1d").returncode == 0
-    again = " ".join(cli(tmp_path, "build").stderr.split())
+    assert run_cli("demo-data", "--advance", "1d", project=tmp_path).returncode == 0
+    again = " ".join(run_cli("build", project=tmp_path).stderr.split())
     assert "sales unchanged" in again and "seed unchanged" in again
 
 
@@ -314,7 +241,8 @@ def test_environment_fingerprint_follows_installed_versions(tmp_path, monkeypatc
         upgraded = fingerprint()
         (tmp_path / "tiny_lib-1.1.dist-info").rmdir()
         (tmp_path / "Tiny.Lib.egg-info").mkdir()  # a develop install: the version is inside
-        (tmp_path / "Tiny.Lib.egg-info" / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: Tiny.Lib\nVersion: 1.1\n")
+        (tmp_path / "Tiny.Lib.egg-info" / "PKG-INFO").write_text(
+            "Metadata-Version: 2.1\nName: Tiny.Lib\nVersion: 1.1\n")
         egg = fingerprint()
         assert len({base, installed, upgraded}) == 3 and egg == upgraded  # same name and version
     finally:

@@ -6,32 +6,23 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from filelock import FileLock
 
+from conftest import code_notebook, free_port, run_cli, write_project
 from lab2land import cli, vendor
 from lab2land.errors import EXIT_ENVIRONMENT, EXIT_USAGE
 from lab2land.store import LOCK
 
-from conftest import run_cli, write_notebook
 
-
-def project(root: Path, report: str = "", site: str = "") -> Path:
-    """A one-report project whose notebook prints its parameter."""
-    write_notebook(root / "hello.ipynb", "greeting = 'hi'", "print(greeting)")
-    (root / "publish.toml").write_text(textwrap.dedent(f"""
-        [site]
-        title = "CLI test"
-        {site}
-        [reports.hello]
-        notebook = "hello.ipynb"
-        title = "Hello"
-        {report}
-    """), encoding="utf-8")
-    return root
+def project(root: Path, report: dict | None = None, site: str = "") -> Path:
+    """A one-report project whose notebook prints its parameter; ``report`` adds keys to its
+    table, ``site`` TOML after the ``[site]`` title."""
+    return write_project(root, {"hello.ipynb": code_notebook("greeting = 'hi'", "print(greeting)")},
+                         {"hello": {"notebook": "hello.ipynb", "title": "Hello", **(report or {})}},
+                         extra_toml=site, site={"title": "CLI test"})
 
 
 def one_error_line(proc: subprocess.CompletedProcess | tuple[int, str], code: int, *named: str) -> str:
@@ -125,7 +116,7 @@ def test_unknown_parameter(tmp_path):
 
 
 def test_missing_kernel(tmp_path):
-    proc = run_cli("build", project=project(tmp_path, report='kernel = "no-such-kernel"'))
+    proc = run_cli("build", project=project(tmp_path, report={"kernel": "no-such-kernel"}))
     one_error_line(proc, EXIT_USAGE, "reports.hello", "no-such-kernel")
 
 
@@ -170,9 +161,7 @@ def test_missing_offline_assets(tmp_path, monkeypatch, capsys):
 
 
 def test_restore_from_an_unreachable_host(tmp_path):
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     proc = run_cli("restore", f"http://127.0.0.1:{port}/", project=project(tmp_path))
     one_error_line(proc, EXIT_ENVIRONMENT, f"http://127.0.0.1:{port}/")
 

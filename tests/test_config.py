@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
-import nbformat
 import pytest
 
+from conftest import ROOT, run_cli, write_notebook
 from lab2land.config import Config, ConfigError, ReportConfig, SiteConfig, SourceConfig, load_config
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def write(tmp: Path, toml: str) -> Path:
+    """``toml`` as written (dedented): these tests feed the parser broken configs on purpose."""
     (tmp / "publish.toml").write_text(textwrap.dedent(toml), encoding="utf-8")
     return tmp
 
@@ -27,7 +24,7 @@ def problems(tmp: Path) -> list[str]:
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
-    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "nb.ipynb")
+    write_notebook(tmp_path / "nb.ipynb", None, kernel=None)  # empty
     found = problems(write(tmp_path, """
         [site]
         title = 3
@@ -63,7 +60,7 @@ def test_missing_notebook_and_unknown_source_name_the_key(tmp_path):
 
 
 def test_source_needs_exactly_one_kind_and_schedule_must_parse(tmp_path):
-    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "nb.ipynb")
+    write_notebook(tmp_path / "nb.ipynb", None, kernel=None)  # empty
     found = problems(write(tmp_path, """
         [sources.both]
         path = "x.csv"
@@ -75,8 +72,9 @@ def test_source_needs_exactly_one_kind_and_schedule_must_parse(tmp_path):
         title = "R"
         schedule = "every tuesday"
     """))
-    assert "publish.toml: sources.both: expected exactly one of `path`, `url` + `sql`, or `loader`, got path, url" in found
-    assert "publish.toml: sources.half: expected exactly one of `path`, `url` + `sql`, or `loader`, got url" in found
+    one_of = "expected exactly one of `path`, `url` + `sql`, or `loader`"
+    assert f"publish.toml: sources.both: {one_of}, got path, url" in found
+    assert f"publish.toml: sources.half: {one_of}, got url" in found
     assert any(p.startswith("publish.toml: reports.r.schedule: expected cron syntax") and "'every tuesday'" in p
                for p in found)
 
@@ -116,8 +114,7 @@ def test_cli_reports_config_errors_with_exit_2_and_starts_no_kernel(tmp_path):
         notebook = "nope.ipynb"
         title = "R"
     """)
-    proc = subprocess.run([sys.executable, str(ROOT / "publish.py"), "--project", str(tmp_path), "build"],
-                          capture_output=True, text=True, timeout=120)
+    proc = run_cli("build", project=tmp_path, timeout=120)
     assert proc.returncode == 2
     assert "error: publish.toml: reports.r.notebook: file not found: 'nope.ipynb'" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -8,44 +8,39 @@ kernel (a config error naming report and kernel, exit 2, no kernel started) and 
 ``python3`` (the behaviour SOURCES.md states for that case).
 
 All notebooks that run share ONE build (``--jobs 2``) to keep the module under two minutes;
-the config-error cases start no kernel and cost about a second each.
+the tests of that build are marked ``slow``. The config-error cases start no kernel and cost
+about a second each.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
+from conftest import ROOT, run_cli, write_project
 from lab2land import executors
 from lab2land.build import build
 from lab2land.config import ConfigError, load_config
 
-ROOT = Path(__file__).resolve().parent.parent
 WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
 
 
 CELL_TIMEOUT = 60
 
 
-def _report(name: str, notebook: str, **keys) -> str:
-    """One ``[reports.<name>]`` table; ``keys`` are written as TOML literals.
+def _report(notebook: str, **keys) -> dict:
+    """One report's table: ``notebook`` from the project's copy of the corpus, and ``keys``.
 
     Cells get 60 s, not the default 600: widget cells sometimes see their execute_reply only
     when the cell time limit expires (nbclient issue #312; it completes then, late), and such
     a stall must not cost this module ten minutes.
     """
-    keys = {"timeout": CELL_TIMEOUT, **keys}
-    lines = [f"[reports.{name}]", f'notebook = "corpus/{notebook}"', f'title = "{notebook}"']
-    for key, value in keys.items():
-        lines.append(f"{key} = {json.dumps(value) if not isinstance(value, bool) else str(value).lower()}")
-    return "\n".join(lines) + "\n"
+    return {"notebook": f"corpus/{notebook}", "title": notebook, "timeout": CELL_TIMEOUT, **keys}
 
 
 # --- what SOURCES.md says, one row per report -------------------------------------------------
@@ -110,18 +105,12 @@ OWN_KERNEL = {
 }
 
 
-def _project(root: Path, corpus: Path, reports: str) -> Path:
+def _project(root: Path, corpus: Path, reports: dict[str, dict]) -> Path:
     """A project under ``root`` with a private copy of the corpus and ``reports`` as config."""
     shutil.copytree(corpus, root / "corpus", ignore=shutil.ignore_patterns("*.md"))
     for path in (root / "corpus").rglob("*"):  # the shared corpus is read-only; our copy need not be
         path.chmod(0o755 if path.is_dir() else 0o644)
-    (root / "publish.toml").write_text('[site]\ntitle = "Corpus"\n\n' + reports, encoding="utf-8")
-    return root
-
-
-def _cli(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "publish.py"), "--project", str(project), *args],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return write_project(root, reports=reports, site={"title": "Corpus"})
 
 
 def _versions(site: Path) -> list[Path]:
@@ -131,9 +120,9 @@ def _versions(site: Path) -> list[Path]:
 @pytest.fixture(scope="module")
 def published(tmp_path_factory, corpus):
     """Every corpus notebook that runs, published in one build with two runs at a time."""
-    tables = [_report(name, nb, **keys) for name, (nb, keys, _) in PUBLISHES.items()]
-    tables += [_report(name, nb, **keys) for name, (nb, keys, _, _) in FAILS.items()]
-    project = _project(tmp_path_factory.mktemp("corpus"), corpus, "\n".join(tables))
+    tables = {name: _report(nb, **keys) for name, (nb, keys, _) in PUBLISHES.items()}
+    tables |= {name: _report(nb, **keys) for name, (nb, keys, _, _) in FAILS.items()}
+    project = _project(tmp_path_factory.mktemp("corpus"), corpus, tables)
     config = load_config(project)
     summary = build(config, jobs=2, force=True)
     outcomes = {o.run.report: o for o in summary.outcomes}
@@ -151,11 +140,13 @@ def _output_texts(soup: BeautifulSoup) -> list[str]:
     return [o.get_text("\n", strip=True) for o in soup.select(".jp-OutputArea-output")]
 
 
+@pytest.mark.slow
 def test_every_run_was_built(published):
     _, outcomes, _ = published
     assert set(outcomes) == set(PUBLISHES) | set(FAILS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(PUBLISHES))
 def test_publishes(published, name):
     config, outcomes, catalog = published
@@ -173,6 +164,7 @@ def test_publishes(published, name):
     assert (config.output_dir / name / "latest" / "default.html").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, text", [("simple_execute", "None"), ("report_mode", "2"),
                                         ("nb_version_44", "1"), ("no_parameters_forced", "None")])
 def test_printed_value_is_the_whole_output(published, name, text):
@@ -182,6 +174,7 @@ def test_printed_value_is_the_whole_output(published, name, text):
     assert text in outputs, f"{name}: outputs are {outputs}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, models", [("interactive", None), ("gridspec_layout", 203),
                                           ("multiple_widgets", 1242)])
 def test_widgets_keep_their_saved_state(published, name, models):
@@ -196,6 +189,7 @@ def test_widgets_keep_their_saved_state(published, name, models):
     assert soup.find_all("script", attrs={"type": "application/vnd.jupyter.widget-view+json"})
 
 
+@pytest.mark.slow
 def test_many_outputs_are_all_published(published):
     config, outcomes, _ = published
     nb_path = config.output_dir / "many_iopub" / outcomes["many_iopub"].version_id / "many_iopub_messages.ipynb"
@@ -205,6 +199,7 @@ def test_many_outputs_are_all_published(published):
     assert "0" in outputs and "4999" in outputs and "'you should see me'" in outputs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FAILS))
 def test_fails_clearly(published, name):
     config, outcomes, catalog = published
@@ -232,6 +227,7 @@ def test_fails_clearly(published, name):
         not list((config.output_dir / name / "latest").iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["dashboard", "sysexit1_forced", "broken1_forced", "syntax_error"])
 def test_failing_cell_is_marked_on_the_page(published, name):
     config, outcomes, _ = published
@@ -241,6 +237,7 @@ def test_failing_cell_is_marked_on_the_page(published, name):
     assert FAILS[name][3] in failed.get_text()
 
 
+@pytest.mark.slow
 def test_sysexit0_stops_before_the_last_cell(published):
     config, outcomes, _ = published
     nb_path = config.output_dir / "sysexit0_forced" / outcomes["sysexit0_forced"].version_id / "sysexit0.ipynb"
@@ -249,6 +246,7 @@ def test_sysexit0_stops_before_the_last_cell(published):
     assert not any("Cell should not execute" in t for t in printed)
 
 
+@pytest.mark.slow
 def test_broken1_never_reaches_its_py2_print(published):
     config, outcomes, _ = published
     text = _page(config, outcomes["broken1_forced"]).get_text()
@@ -256,6 +254,7 @@ def test_broken1_never_reaches_its_py2_print(published):
     assert "Shouldn't get here." not in "".join(_output_texts(_page(config, outcomes["broken1_forced"])))
 
 
+@pytest.mark.slow
 def test_failure_after_success_keeps_latest_on_the_good_version(published):
     """A report that published, then fails: latest stays on the good version."""
     config, outcomes, _ = published
@@ -284,7 +283,7 @@ def no_kernel(monkeypatch):
 
 
 def test_own_kernel_is_a_config_error_naming_report_and_kernel(tmp_path, corpus, no_kernel):
-    tables = "\n".join(_report(name, nb, takes_parameters=False) for name, (nb, _) in OWN_KERNEL.items())
+    tables = {name: _report(nb, takes_parameters=False) for name, (nb, _) in OWN_KERNEL.items()}
     project = _project(tmp_path, corpus, tables)
     with pytest.raises(ConfigError) as caught:
         build(load_config(project), jobs=2)
@@ -296,9 +295,9 @@ def test_own_kernel_is_a_config_error_naming_report_and_kernel(tmp_path, corpus,
 
 
 def test_own_kernel_cli_exits_2_without_running(tmp_path, corpus):
-    tables = "\n".join(_report(name, nb, takes_parameters=False) for name, (nb, _) in OWN_KERNEL.items())
+    tables = {name: _report(nb, takes_parameters=False) for name, (nb, _) in OWN_KERNEL.items()}
     project = _project(tmp_path, corpus, tables)
-    done = _cli(project, "build", "--jobs", "2")
+    done = run_cli("build", "--jobs", "2", project=project, timeout=120, cwd=ROOT)
     assert done.returncode == 2, done.stderr
     for name, (_, kernel) in OWN_KERNEL.items():
         assert f"reports.{name}" in done.stderr and f"'{kernel}'" in done.stderr
@@ -306,7 +305,7 @@ def test_own_kernel_cli_exits_2_without_running(tmp_path, corpus):
 
 
 def test_complex_parameters_is_a_config_error_naming_notebook_and_line(tmp_path, corpus, no_kernel):
-    project = _project(tmp_path, corpus, _report("complex", "papermill/complex_parameters.ipynb"))
+    project = _project(tmp_path, corpus, {"complex": _report("papermill/complex_parameters.ipynb")})
     with pytest.raises(ConfigError) as caught:
         build(load_config(project), jobs=1)
     [problem] = caught.value.problems
@@ -319,8 +318,8 @@ def test_complex_parameters_is_a_config_error_naming_notebook_and_line(tmp_path,
 
 
 def test_complex_parameters_cli_exits_2(tmp_path, corpus):
-    project = _project(tmp_path, corpus, _report("complex", "papermill/complex_parameters.ipynb"))
-    done = _cli(project, "build")
+    project = _project(tmp_path, corpus, {"complex": _report("papermill/complex_parameters.ipynb")})
+    done = run_cli("build", project=project, timeout=120, cwd=ROOT)
     assert done.returncode == 2, done.stderr
     assert "complex_parameters.ipynb" in done.stderr and "line" in done.stderr
     assert not _versions(project / "reports")
@@ -332,7 +331,7 @@ def test_kernelspec_named_python_publishes(tmp_path, corpus):
     Built on its own, not in the shared build: if lab2land refuses the name, the whole shared
     build would stop with a config error and hide every other result.
     """
-    project = _project(tmp_path, corpus, _report("print_parameterized", "voila/print_parameterized.ipynb"))
+    project = _project(tmp_path, corpus, {"print_parameterized": _report("voila/print_parameterized.ipynb")})
     summary = build(load_config(project), jobs=1)
     [outcome] = summary.outcomes
     assert outcome.status == "ok", outcome.summary

@@ -9,11 +9,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
+from conftest import ROOT, write_project
 from lab2land import grid
-from conftest import ROOT
-from serve_util import Server, widgets_notebook, write_project
+from serve_util import SITE, Server, widgets_notebook
 
-pytestmark = pytest.mark.browser
 FRAUD = ROOT / "notebooks" / "fraud_detection.ipynb"
 
 
@@ -52,7 +51,7 @@ def server(tmp_path_factory, corpus):
         shutil.copy(FRAUD, project / "notebooks" / FRAUD.name)
         reports["fraud"] = {"notebook": f"notebooks/{FRAUD.name}", "title": "Fraud", "dashboard": True,
                             "pool_size": 1}
-    write_project(project, notebooks, reports)
+    write_project(project, notebooks, reports, site=SITE)
     (project / "reports").mkdir()
     (project / "reports" / "index.html").write_text("<!DOCTYPE html><title>Site</title><h1>Reports index</h1>")
     srv = Server(project)
@@ -63,7 +62,8 @@ def server(tmp_path_factory, corpus):
 def _cells(page) -> list[dict]:
     return page.eval_on_selector_all(".l2l-cell:not(.l2l-empty)", """els => els.map(e => {
         const r = e.getBoundingClientRect();
-        return {x: r.x, y: r.y, w: r.width, h: r.height, text: e.innerText.trim(), flow: e.classList.contains('l2l-flow')};
+        return {x: r.x, y: r.y, w: r.width, h: r.height, text: e.innerText.trim(),
+                flow: e.classList.contains('l2l-flow')};
     })""")
 
 

@@ -7,7 +7,8 @@ import pytest
 import requests
 from nbformat.v4 import new_code_cell
 
-from serve_util import Server, grid_notebook, write_project
+from conftest import write_project
+from serve_util import SITE, Server, grid_notebook
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def server(tmp_path_factory):
     write_project(folder, {"sum.ipynb": nb},
                   {"sum": {"notebook": "sum.ipynb", "title": "Sum", "dashboard": True, "pool_size": 0,
                            "sources": ["numbers"]}},
-                  extra='[sources.numbers]\npath = "data/numbers.csv"\n')
+                  site=SITE, sources={"numbers": {"path": "data/numbers.csv"}})
     (folder / "reports").mkdir()
     srv = Server(folder)
     yield srv

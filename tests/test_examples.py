@@ -18,10 +18,11 @@ import pandas as pd
 import papermill as pm
 import pytest
 
+from conftest import ROOT, save_notebook
 from lab2land import demo
 from lab2land.errors import UsageError
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = ROOT / "notebooks"
 EXAMPLES = ("lead_scoring", "kpi_report", "fraud_detection")
 START = date(2026, 1, 1)
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -45,7 +46,7 @@ def run(project: Path, name: str, notebook: nbformat.NotebookNode | None = None,
     source = nb_dir / f"{name}.ipynb"
     if notebook is not None:
         source = nb_dir / f"{name}-edited.ipynb"
-        nbformat.write(notebook, source)
+        save_notebook(notebook, source)
     out = project / f"{name}-{len(list(project.glob('*.out.ipynb')))}.out.ipynb"
     # A cell timeout turns a stuck kernel into a failure instead of a hung test run.
     pm.execute_notebook(str(source), str(out), parameters=parameters, cwd=str(nb_dir),

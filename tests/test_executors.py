@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import textwrap
-
-import nbformat
 import pytest
 
+from conftest import code_notebook, write_project
 from lab2land.build import build
 from lab2land.config import ConfigError, load_config
 from lab2land.executors import get_executor
@@ -18,19 +16,10 @@ def test_unknown_executor_lists_the_valid_ones():
 
 
 def test_dask_executor_runs_fan_out_and_isolates_failures(tmp_path):
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("n = 1", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell("assert n != 2, 'two is not allowed'\nprint('n is', n)")]
-    nbformat.write(nb, tmp_path / "nb.ipynb")
-    (tmp_path / "publish.toml").write_text(textwrap.dedent("""
-        [site]
-        executor = "dask"
-        [reports.r]
-        notebook = "nb.ipynb"
-        title = "R"
-        parameters = [{ n = 1 }, { n = 2 }, { n = 3 }]
-    """))
+    nb = code_notebook("n = 1", "assert n != 2, 'two is not allowed'\nprint('n is', n)")
+    write_project(tmp_path, {"nb.ipynb": nb},
+                  {"r": {"notebook": "nb.ipynb", "title": "R", "parameters": [{"n": 1}, {"n": 2}, {"n": 3}]}},
+                  site={"executor": "dask"})
     summary = build(load_config(tmp_path), jobs=2)
     status = {o.run.variant: o.status for o in summary.outcomes}
     assert status == {"1": "ok", "2": "failed", "3": "ok"}

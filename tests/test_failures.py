@@ -6,38 +6,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 from pathlib import Path
 
-import nbformat
 import psutil
 from bs4 import BeautifulSoup
 
+from conftest import code_notebook, start_cli, write_project
 from lab2land.build import build
 from lab2land.config import load_config
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def make_project(tmp: Path, body: str, *, timeout: int = 600) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell("n = 1", metadata={"tags": ["parameters"]}),
-                nbformat.v4.new_code_cell(body),
-                nbformat.v4.new_code_cell("print('finished', n)")]
-    nbformat.write(nb, tmp / "report.ipynb")
-    (tmp / "publish.toml").write_text(textwrap.dedent(f"""
-        [site]
-        title = "Failures"
-        [reports.r]
-        notebook = "report.ipynb"
-        title = "R"
-        timeout = {timeout}
-    """), encoding="utf-8")
-    return tmp
+    """Report ``r``: a parameters cell, ``body``, then a cell printing ``finished``."""
+    return write_project(tmp, {"report.ipynb": code_notebook("n = 1", body, "print('finished', n)")},
+                         {"r": {"notebook": "report.ipynb", "title": "R", "timeout": timeout}},
+                         site={"title": "Failures"})
 
 
 def version_dirs(project: Path) -> list[str]:
@@ -45,16 +29,11 @@ def version_dirs(project: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.name[:1].isdigit()) if folder.is_dir() else []
 
 
-def cli(project: Path, *args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(ROOT / "publish.py"), "--project", str(project), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-
-
 def test_failing_notebook_keeps_the_last_good_version_latest(tmp_path):
     project = make_project(tmp_path, "x = 2")
     [good] = [o.version_id for o in build(load_config(project)).outcomes]
     make_project(tmp_path, "raise ValueError('region not found: mars')")
-    proc = cli(project, "build")
+    proc = start_cli("build", project=project)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 1, err
     assert "ValueError: region not found: mars" in err
@@ -77,7 +56,7 @@ def test_failing_notebook_keeps_the_last_good_version_latest(tmp_path):
 
 def test_killed_publish_leaves_no_partial_version(tmp_path):
     project = make_project(tmp_path, "import time\nopen('started', 'w').close()\ntime.sleep(60)")
-    proc = cli(project, "build")
+    proc = start_cli("build", project=project)
     deadline = time.monotonic() + 120
     while not (tmp_path / "started").exists():
         assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else "timeout"
@@ -86,7 +65,8 @@ def test_killed_publish_leaves_no_partial_version(tmp_path):
     proc.wait()
     time.sleep(1)
     assert version_dirs(project) == []
-    assert not (project / "reports" / "index.html").exists() or "r/2" not in (project / "reports" / "index.html").read_text()
+    index = project / "reports" / "index.html"
+    assert not index.exists() or "r/2" not in index.read_text()
     # The next build clears the leftovers and publishes normally.
     make_project(tmp_path, "x = 2")
     assert [o.status for o in build(load_config(project)).outcomes] == ["ok"]
@@ -96,7 +76,7 @@ def test_killed_publish_leaves_no_partial_version(tmp_path):
 
 def test_sigterm_stops_runs_and_kernels(tmp_path):
     project = make_project(tmp_path, "import os, time\nopen('kernel.pid', 'w').write(str(os.getpid()))\ntime.sleep(60)")
-    proc = cli(project, "build")
+    proc = start_cli("build", project=project)
     pid_file = tmp_path / "kernel.pid"
     deadline = time.monotonic() + 120
     while not (pid_file.exists() and pid_file.read_text()):

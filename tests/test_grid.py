@@ -6,6 +6,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_output, new_raw_cell
 
+from conftest import save_notebook
 from lab2land import grid
 from serve_util import grid_notebook, view
 
@@ -116,7 +117,7 @@ def test_layout_command_writes_tags_into_metadata(tmp_path, capsys):
         new_code_cell("1", metadata={"tags": ["grid:col=1;row=2;w=6;h=3"]}),
         new_code_cell("2", metadata={"tags": ["grid:hidden"]})])
     path = tmp_path / "nb.ipynb"
-    nbformat.write(nb, path)
+    save_notebook(nb, path)
     assert grid.layout_command(path, check=True) == 1  # tags not yet in the metadata
     assert "run `publish.py layout" in capsys.readouterr().out
     assert grid.layout_command(path) == 0
@@ -133,7 +134,7 @@ def test_layout_check_reports_overlaps_and_bad_tags(tmp_path, capsys):
     nb = grid_notebook([new_code_cell("1", metadata=view(0, 0, 6, 2)), new_code_cell("2", metadata=view(3, 1, 6, 2)),
                         new_code_cell("3", metadata={"tags": ["grid:col=1;row=oops"]})])
     path = tmp_path / "bad.ipynb"
-    nbformat.write(nb, path)
+    save_notebook(nb, path)
     assert grid.layout_command(path, check=True) == 1
     out = capsys.readouterr().out
     assert "bad.ipynb: cells 1 and 2 overlap" in out and "bad.ipynb: cell 3: tag 'grid:col=1;row=oops'" in out

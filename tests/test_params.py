@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
 import pytest
 
+from conftest import write_notebook
 from lab2land.params import ParameterError, notebook_parameters, parse_assignments, resolve_parameters
 
 
 def notebook(tmp_path: Path, source: str | None, name: str = "nb.ipynb") -> Path:
-    nb = nbformat.v4.new_notebook()
-    if source is not None:
-        nb.cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]}))
-    nb.cells.append(nbformat.v4.new_code_cell("print('body')"))
-    path = tmp_path / name
-    nbformat.write(nb, path)
-    return path
+    """A notebook whose parameters cell is ``source`` (None: no such cell), without a kernelspec."""
+    return write_notebook(tmp_path / name, source, "print('body')", kernel=None)
 
 
 PARAMS = 'region = "north"\nmonths = 3\nthreshold = 0.5\nverbose = False\nregions = ["a"]\nanything = None\n'

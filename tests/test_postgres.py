@@ -5,24 +5,19 @@ demo writing its scores into a PostgreSQL table once per version.
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
 import sqlalchemy
-from nbformat import v4
+from nbformat import NotebookNode
 
-from lab2land import demo
+from conftest import code_notebook, demo_project, logs_run, runs_logged, write_project
 from lab2land.build import build
 from lab2land.config import SourceConfig, load_config
 from lab2land.data import SourceError, load_source
 from lab2land.store import Store, latest_by_variant
-from pg import postgres  # noqa: F401  (the session fixture)
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def execute(url: str, *statements: str) -> None:
@@ -45,7 +40,7 @@ def query(url: str, sql: str) -> list[tuple]:
 
 
 @pytest.fixture
-def shop(postgres) -> str:  # noqa: F811
+def shop(postgres) -> str:
     """A fresh database with a small ``sales`` table; returns its URL."""
     url = postgres.create_database("shop")
     execute(url, "create table sales (id serial primary key, region text, amount numeric(10,2), day date, "
@@ -78,56 +73,37 @@ def test_plain_postgresql_url_and_literal_sql(shop, tmp_path):
     assert pd.read_json(snapshot.path).to_dict("records") == [{"region": "north", "channel": "web", "a": 1}]
 
 
-def test_failing_query_and_missing_database_are_clear(shop, tmp_path, postgres):  # noqa: F811
+def test_failing_query_and_missing_database_are_clear(shop, tmp_path, postgres):
     with pytest.raises(SourceError) as info:
         load_source(tmp_path, "s", SourceConfig(url=shop, sql="select revenue from sales"))
-    assert str(info.value).startswith(f"query failed against {shop}: UndefinedColumn: column \"revenue\" does not exist")
+    assert str(info.value).startswith(
+        f"query failed against {shop}: UndefinedColumn: column \"revenue\" does not exist")
     with pytest.raises(SourceError, match=r'database "nope" does not exist'):
         load_source(tmp_path, "s", SourceConfig(url=postgres.url("nope"), sql="select 1"))
 
 
 # --- in a build ---------------------------------------------------------------------------------
 
-def tiny_notebook(path: Path, source: str) -> None:
-    nb = v4.new_notebook(cells=[
-        v4.new_code_cell(f"{source} = ''", metadata={"tags": ["parameters"]}),
-        v4.new_code_cell(f"with open('runs.log', 'a') as fh:\n    fh.write({source!r} + '\\n')\n"
-                         f"print(open({source}).read())")],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    nbformat.write(nb, str(path))
+def tiny_notebook(source: str) -> NotebookNode:
+    """A notebook that logs its run to ``runs.log`` and prints the snapshot of ``source``."""
+    return code_notebook(f"{source} = ''", logs_run(source, f"print(open({source}).read())"))
 
 
 def test_changed_postgres_row_reruns_exactly_the_report_reading_it(shop, tmp_path):
     with sqlite3.connect(tmp_path / "local.sqlite") as db:
         db.execute("create table notes (note text)")
         db.execute("insert into notes values ('hello')")
-    tiny_notebook(tmp_path / "sales.ipynb", "sales")
-    tiny_notebook(tmp_path / "notes.ipynb", "notes")
-    (tmp_path / "publish.toml").write_text(f"""
-[sources.sales]
-url = "{shop}"
-sql = "select region, amount from sales order by id"
-
-[sources.notes]
-url = "sqlite:///local.sqlite"
-sql = "select note from notes"
-
-[reports.sales]
-notebook = "sales.ipynb"
-title = "Sales"
-sources = ["sales"]
-
-[reports.notes]
-notebook = "notes.ipynb"
-title = "Notes"
-sources = ["notes"]
-""")
+    write_project(tmp_path, {"sales.ipynb": tiny_notebook("sales"), "notes.ipynb": tiny_notebook("notes")}, {
+        "sales": {"notebook": "sales.ipynb", "title": "Sales", "sources": ["sales"]},
+        "notes": {"notebook": "notes.ipynb", "title": "Notes", "sources": ["notes"]},
+    }, sources={"sales": {"url": shop, "sql": "select region, amount from sales order by id"},
+                "notes": {"url": "sqlite:///local.sqlite", "sql": "select note from notes"}})
     first = build(load_config(tmp_path), jobs=2)
     assert sorted(o.status for o in first.outcomes) == ["ok", "ok"], [o.summary for o in first.outcomes]
     execute(shop, "update sales set amount = 99 where region = 'south'")
     second = build(load_config(tmp_path), jobs=2)
     assert {o.run.report: o.status for o in second.outcomes} == {"sales": "ok", "notes": "unchanged"}
-    assert sorted((tmp_path / "runs.log").read_text().split()) == ["notes", "sales", "sales"]
+    assert sorted(runs_logged(tmp_path)) == ["notes", "sales", "sales"]
     assert len(Store(tmp_path / "reports").versions("sales")) == 2
     assert len(Store(tmp_path / "reports").versions("notes")) == 1
 
@@ -138,11 +114,9 @@ def open_leads(project: Path) -> int:
     return int(pd.read_csv(project / "data" / "leads.csv")["converted"].isna().sum())
 
 
-def test_lead_scores_are_written_to_postgres_once_per_version(postgres, tmp_path):  # noqa: F811
+def test_lead_scores_are_written_to_postgres_once_per_version(postgres, tmp_path):
     results = postgres.create_database("results").replace("postgresql+psycopg://", "postgresql://")
-    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
-    shutil.copy(ROOT / "publish.toml", tmp_path / "publish.toml")
-    demo.generate(tmp_path, days=60, start=pd.Timestamp("2025-01-01").date())
+    demo_project(tmp_path, days=60, start=pd.Timestamp("2025-01-01").date())
     expected = open_leads(tmp_path)
     config = load_config(tmp_path)
 
@@ -174,7 +148,7 @@ def test_lead_scores_are_written_to_postgres_once_per_version(postgres, tmp_path
 
     [leads] = latest["sources"]
     papermill.execute_notebook(str(tmp_path / "notebooks" / "lead_scoring.ipynb"), str(tmp_path / "again.ipynb"),
-                               parameters={"leads": leads["path"], "results_db": results, "run_id": v1},
+                               parameters={"leads": str(tmp_path / leads["path"]), "results_db": results, "run_id": v1},
                                cwd=str(tmp_path / "notebooks"), progress_bar=False, kernel_name="python3")
     counts = dict(query(results, "select run_id, count(*) from lead_scores group by run_id"))
     assert counts == {v1: expected, outcome.version_id: expected}

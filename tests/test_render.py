@@ -15,6 +15,7 @@ import pytest
 from bs4 import BeautifulSoup
 from nbformat import v4
 
+from conftest import save_notebook
 from lab2land import assets, render, sanitize, templating
 
 XSS_SCRIPT = "<script>alert(1)</script>"
@@ -55,7 +56,7 @@ def execute_notebook(directory: Path) -> nbformat.NotebookNode:
     import papermill
 
     src, out = directory / "report.ipynb", directory / "report.out.ipynb"
-    nbformat.write(build_notebook(), src)
+    save_notebook(build_notebook(), src)
     papermill.execute_notebook(str(src), str(out), parameters={"region": "south"},
                                progress_bar=False, cwd=str(directory), kernel_name="python3")
     return nbformat.read(out, as_version=4)
@@ -140,7 +141,7 @@ def test_page_shows_title_stamp_parameters_and_navigation(ok_html):
     assert "20261124T235301Z-south" in stamp.get_text()
     assert stamp.select_one("time")["datetime"] == "2026-11-24T23:53:01Z"
     params = {dt.get_text(): dd.get_text() for dt, dd in zip(soup.select(".l2l-params dt"),
-                                                             soup.select(".l2l-params dd"))}
+                                                             soup.select(".l2l-params dd"), strict=True)}
     assert params == {"note": XSS_SCRIPT, "region": "south", "rows": "3"}
     nav = {a.get("data-l2l-nav") or a.get_text(): a["href"] for a in soup.select(".l2l-versionnav a")}
     assert nav["history"] == "../index.html" and nav["latest"] == "../latest/south.html"
@@ -159,7 +160,7 @@ def test_page_shows_provenance(ok_html):
 
 def test_metadata_is_escaped(ok_html):
     soup = soup_of(ok_html)
-    assert "Weekly sales by region. <script>alert(5)</script>" == soup.select_one(".l2l-description").get_text()
+    assert soup.select_one(".l2l-description").get_text() == "Weekly sales by region. <script>alert(5)</script>"
     assert "&lt;weekly&gt;" in ok_html and "<weekly>" not in ok_html
 
 
@@ -343,7 +344,8 @@ def test_grid_layout_places_cells_from_dashboard_metadata():
     assert "l2l-layout-grid" in soup.body["class"]
     assert soup.select_one("article.l2l-notebook")["style"] == "--l2l-cols: 6; --l2l-row-h: 30px"
     cells = soup.select(".l2l-grid-cell")
-    assert [c["style"] for c in cells] == ["grid-column: 1 / span 4; grid-row: 1 / span 2", "grid-column: 1 / -1; grid-row: 3"]
+    assert [c["style"] for c in cells] == ["grid-column: 1 / span 4; grid-row: 1 / span 2",
+                                           "grid-column: 1 / -1; grid-row: 3"]
     assert "hidden one" not in html
 
 

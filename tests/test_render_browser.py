@@ -8,10 +8,7 @@ from pathlib import Path
 import pytest
 
 from lab2land import assets, render
-from test_render import (XSS_TITLE, execute_notebook, failed_notebook, history_context,
-                         index_context, page_context)
-
-pytestmark = pytest.mark.browser
+from test_render import XSS_TITLE, execute_notebook, failed_notebook, history_context, index_context, page_context
 
 OK_ID, FAILED_ID, NEWER_ID = "20261124T235301Z-south", "20261125T080000Z-south", "20261125T090000Z-south"
 SHOTS = Path("/tmp")

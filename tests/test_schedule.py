@@ -11,24 +11,20 @@ import json
 import re
 import shutil
 import subprocess
-import sys
-import textwrap
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
 from croniter import croniter
-from nbformat import v4
 
-from lab2land.build import Reporter, build
+from conftest import ROOT, StartedRuns, logs_run, run_cli, runs_logged, write_notebook, write_project
+from lab2land.build import build
 from lab2land.cache import ALIASES, STATE, cron_expression, is_due, last_due, schedule_problem
 from lab2land.config import ConfigError, ReportConfig, SourceConfig, load_config
 from lab2land.store import MANIFEST, Store
 
-ROOT = Path(__file__).resolve().parent.parent
 UTC = timezone.utc
 
 
@@ -77,65 +73,31 @@ def test_is_due(schedule, last_good, checked, due):
 
 
 def test_config_rejects_a_bad_schedule_with_the_key(tmp_path):
-    write_notebook(tmp_path / "r.ipynb")
-    (tmp_path / "publish.toml").write_text('[reports.r]\nnotebook = "r.ipynb"\ntitle = "R"\nschedule = "at six"\n')
+    write_logging_notebook(tmp_path / "r.ipynb")
+    write_project(tmp_path, reports={"r": {"notebook": "r.ipynb", "title": "R", "schedule": "at six"}})
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
     assert info.value.problems == ["publish.toml: reports.r.schedule: expected cron syntax like \"0 6 * * *\" or "
                                    "one of hourly, daily, weekly, monthly, got 'at six'"]
-    result = cli(tmp_path, "build", "--due")
+    result = run_cli("build", "--due", project=tmp_path)
     assert result.returncode == 2 and "reports.r.schedule" in result.stderr
 
 
 # --- build --due on real kernels ----------------------------------------------------------------
 
-TOML = """
-[reports.old]                  # published long ago (the test backdates it): due
-notebook = "nb/old.ipynb"
-title = "Old"
-schedule = "0 0 1 1 *"
-
-[reports.fresh]                # published just now, fires once a year: not due
-notebook = "nb/fresh.ipynb"
-title = "Fresh"
-schedule = "0 0 1 1 *"
-
-[reports.never]                # never published: due
-notebook = "nb/never.ipynb"
-title = "Never"
-schedule = "hourly"
-
-[reports.manual]               # no schedule: never run by --due
-notebook = "nb/manual.ipynb"
-title = "Manual"
-"""
+REPORTS = {
+    # published long ago (the test backdates it): due
+    "old": {"notebook": "nb/old.ipynb", "title": "Old", "schedule": "0 0 1 1 *"},
+    # published just now, fires once a year: not due
+    "fresh": {"notebook": "nb/fresh.ipynb", "title": "Fresh", "schedule": "0 0 1 1 *"},
+    "never": {"notebook": "nb/never.ipynb", "title": "Never", "schedule": "hourly"},  # never published: due
+    "manual": {"notebook": "nb/manual.ipynb", "title": "Manual"},  # no schedule: never run by --due
+}
 
 
-def write_notebook(path: Path, extra: str = "") -> None:
-    nb = v4.new_notebook(cells=[
-        v4.new_code_cell("label = ''", metadata={"tags": ["parameters"]}),
-        v4.new_code_cell(f"with open('runs.log', 'a') as fh:\n    fh.write({path.stem!r} + '\\n')\n{extra}")],
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, str(path))
-
-
-def cli(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "publish.py"), "--project", str(project), *args],
-                          capture_output=True, text=True, timeout=300)
-
-
-def kernel_log(project: Path) -> list[str]:
-    log = project / "nb" / "runs.log"
-    return log.read_text().split() if log.exists() else []
-
-
-class Recorder(Reporter):
-    def __init__(self):
-        self.started_runs = []
-
-    def started(self, run) -> None:
-        self.started_runs.append(run.report)
+def write_logging_notebook(path: Path, extra: str = "") -> Path:
+    """A notebook that logs each run, as its file name, to ``runs.log``; then runs ``extra``."""
+    return write_notebook(path, "label = ''", logs_run(path.stem, extra))
 
 
 def backdate(project: Path, report: str, years: int = 2) -> None:
@@ -156,8 +118,8 @@ def scheduled(tmp_path_factory) -> Path:
     """``old`` and ``fresh`` published once (two kernels), then ``old`` made two years old."""
     project = tmp_path_factory.mktemp("schedule") / "project"
     for name in ("old", "fresh", "never", "manual"):
-        write_notebook(project / "nb" / f"{name}.ipynb")
-    (project / "publish.toml").write_text(TOML)
+        write_logging_notebook(project / "nb" / f"{name}.ipynb")
+    write_project(project, reports=REPORTS)
     summary = build(load_config(project), reports=["old", "fresh"], jobs=2)
     assert [o.status for o in summary.outcomes] == ["ok", "ok"], [o.summary for o in summary.outcomes]
     backdate(project, "old")
@@ -170,18 +132,18 @@ def project(scheduled, tmp_path) -> Path:
 
 
 def test_due_selects_only_reports_whose_schedule_fired(project):
-    recorder = Recorder()
+    recorder = StartedRuns()
     summary = build(load_config(project), due=True, reporter=recorder)
     statuses = {o.run.report: o.status for o in summary.outcomes}
     # `old` is due but nothing changed: the cache answers, no kernel starts.
     assert statuses == {"old": "unchanged", "never": "ok"}, [o.summary for o in summary.outcomes]
     assert recorder.started_runs == ["never"]
-    assert sorted(kernel_log(project)) == ["fresh", "never", "old"]  # the fixture ran old and fresh
+    assert sorted(runs_logged(project / "nb")) == ["fresh", "never", "old"]  # the fixture ran old and fresh
     store = Store(project / "reports")
     assert store.versions("manual") == [] and len(store.versions("fresh")) == 1 and len(store.versions("old")) == 1
 
     # Called again right away (as cron does every few minutes): nothing is due, nothing runs.
-    recorder = Recorder()
+    recorder = StartedRuns()
     again = build(load_config(project), due=True, reporter=recorder)
     assert recorder.started_runs == [] and {o.status for o in again.outcomes} <= {"unchanged"}
     state = json.loads((project / STATE).read_text())
@@ -190,13 +152,13 @@ def test_due_selects_only_reports_whose_schedule_fired(project):
 
 def test_crontab_line_runs_due_reports(project):
     """The example crontab's build line, run by a shell as cron would, in a copy of the project."""
-    line = next(l for l in (ROOT / "deploy" / "crontab.example").read_text().splitlines()
-                if l.strip() and not l.startswith("#") and "build --due" in l)
+    line = next(text for text in (ROOT / "deploy" / "crontab.example").read_text().splitlines()
+                if text.strip() and not text.startswith("#") and "build --due" in text)
     fields = line.split(None, 5)
     assert croniter.is_valid(" ".join(fields[:5])) and croniter(" ".join(fields[:5])).get_next() > 0
     (project / ".venv").symlink_to(ROOT / ".venv")  # the line runs the project's .venv/bin/python
     shutil.copy(ROOT / "publish.py", project / "publish.py")
-    write_notebook(project / "nb" / "old.ipynb", extra="print('changed')")  # due and changed: runs
+    write_logging_notebook(project / "nb" / "old.ipynb", extra="print('changed')")  # due and changed: runs
     command = fields[5].replace("/srv/acme-reports", str(project)).replace("/tmp/acme-reports.lock",
                                                                           str(project / "cron.lock"))
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
@@ -253,23 +215,24 @@ def serve_folder(folder: Path):
 def test_workflow_restores_history_from_the_deployed_site(scheduled, tmp_path, workflow):
     """The workflow's fallback step, run for real against the built site served on loopback: it
     brings back every version, and the next build keeps them and rewrites the site pages."""
-    step = next(s for s in steps(workflow["jobs"]["build"]) if "SITE_URL" in s.get("env", {}))
-    script = re.search(r"<<'PY'\n(.*)\n\s*PY\s*$", step["run"], re.S).group(1)
-    script = textwrap.dedent(script)
+    step = next(s for s in steps(workflow["jobs"]["build"]) if " restore " in s.get("run", ""))
+    assert step["run"].split(" restore ")[1].strip() == '"${{ steps.pages.outputs.base_url }}"'
     new = tmp_path / "runner"
     shutil.copytree(scheduled, new, ignore=shutil.ignore_patterns("reports", ".lab2land"))
     server = serve_folder(scheduled / "reports")
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/"
-        done = subprocess.run([sys.executable, "-c", script], cwd=new, env={"SITE_URL": url},
-                              capture_output=True, text=True, timeout=120)
+        done = run_cli("restore", url, project=new, timeout=120)
+        again = run_cli("restore", url, project=new, timeout=120)
     finally:
         server.shutdown()
-    assert done.returncode == 0 and "restored 2 versions" in done.stdout, done.stdout + done.stderr
+    assert done.returncode == 0 and "restored 2 version(s)" in done.stderr, done.stdout + done.stderr
+    assert again.returncode == 0 and "restored 0 version(s)" in again.stderr and "2 already here" in again.stderr
     original = Store(scheduled / "reports")
     restored = Store(new / "reports")
     for report in ("old", "fresh"):
-        assert [m["version_id"] for m in restored.versions(report)] == [m["version_id"] for m in original.versions(report)]
+        assert [m["version_id"] for m in restored.versions(report)] == \
+            [m["version_id"] for m in original.versions(report)]
     summary = build(load_config(new), reports=["fresh"])  # nothing changed: the restored version counts
     assert [o.status for o in summary.outcomes] == ["unchanged"]
     catalog = json.loads((new / "reports" / "catalog.json").read_text())

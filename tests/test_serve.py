@@ -11,7 +11,8 @@ import psutil
 import pytest
 import requests
 
-from serve_util import Server, widgets_notebook, write_project
+from conftest import write_project
+from serve_util import SITE, Server, widgets_notebook
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def project(tmp_path_factory):
         "a": {"notebook": "a.ipynb", "title": "A", "dashboard": True, "pool_size": 1},
         "b": {"notebook": "b.ipynb", "title": "B", "dashboard": True, "pool_size": 1, "parameters": {"n": 7}},
         "static_only": {"notebook": "a.ipynb", "title": "Static only"},
-    })
+    }, site=SITE)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +58,6 @@ def test_missing_site_explains_how_to_build_it(server):
     assert '/dashboards/a/' in response.text
 
 
-@pytest.mark.browser
 def test_kernels_return_to_pool_size_after_viewers_leave(server, browser):
     server.wait_kernels(2)
     context = browser.new_context()

@@ -13,7 +13,8 @@ import requests
 import websocket
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from serve_util import Server, config_data, grid_notebook, view, widgets_notebook, write_project
+from conftest import write_project
+from serve_util import SITE, Server, config_data, grid_notebook, view, widgets_notebook
 
 SECRET = "s3cret-detail-7f1c"
 
@@ -33,7 +34,7 @@ def project(tmp_path_factory):
                     "takes_parameters": False},
         "dying": {"notebook": "dying.ipynb", "title": "Dying", "dashboard": True, "pool_size": 0,
                   "takes_parameters": False},
-    })
+    }, site=SITE)
     site = folder / "reports"
     (site / "widgets" / "v1").mkdir(parents=True)
     (site / "index.html").write_text("<!DOCTYPE html><title>Site</title><h1>Reports</h1>")

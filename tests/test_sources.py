@@ -15,18 +15,16 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
 from bs4 import BeautifulSoup
-from nbformat import v4
+from nbformat import NotebookNode
 
+from conftest import code_notebook, free_port, run_cli, write_project
 from lab2land.build import build
 from lab2land.config import SourceConfig, load_config
 from lab2land.data import SNAPSHOTS, SourceError, load_source, prune_snapshots, resolve_url
 from lab2land.store import Store, latest_by_variant
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def snap(project: Path, name: str = "src", **source):
@@ -54,7 +52,9 @@ def test_file_snapshot_is_content_addressed(tmp_path):
     (tmp_path / "leads.csv").write_text('id,company\n1,"Acme\nEurope"\n2,Gamma\n')
     changed = snap(tmp_path, path="leads.csv")
     assert changed.hash != first.hash and Path(first.path).exists(), "old snapshots stay for old versions"
-    assert first.record()["file"] == Path(first.path).name and set(first.record()) >= {"hash", "rows", "loaded"}
+    record = first.record(tmp_path)
+    assert record["file"] == Path(first.path).name and set(record) >= {"hash", "rows", "loaded"}
+    assert tmp_path / record["path"] == Path(first.path)
 
 
 @pytest.mark.parametrize("fmt, rows", [("parquet", 3), ("json", 3)])
@@ -160,11 +160,7 @@ def test_failing_query_gives_the_database_error_in_one_line(tmp_path):
 
 
 def test_unreachable_database_is_an_error_without_the_password(tmp_path):
-    import socket
-
-    with socket.socket() as s:  # a loopback port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with pytest.raises(SourceError) as info:
         snap(tmp_path, url=f"postgresql://reader:s3cret@127.0.0.1:{port}/shop", sql="select 1")
     message = str(info.value)
@@ -232,33 +228,20 @@ def test_unused_snapshots_are_pruned_after_a_week(tmp_path):
 
 # --- in a build: injected paths, failures, exit codes --------------------------------------------
 
-TOML = """
-[sources.sales]
-url = "sqlite:///data/shop.sqlite"
-sql = "select * from sales order by region"
-columns = { region = "str", amount = "int" }
-
-[sources.notes]
-path = "data/notes.csv"
-
-[reports.sales]
-notebook = "sales.ipynb"
-title = "Sales"
-sources = ["sales"]
-
-[reports.notes]
-notebook = "notes.ipynb"
-title = "Notes"
-sources = ["notes"]
-"""
+SOURCES = {
+    "sales": {"url": "sqlite:///data/shop.sqlite", "sql": "select * from sales order by region",
+              "columns": {"region": "str", "amount": "int"}},
+    "notes": {"path": "data/notes.csv"},
+}
+REPORTS = {
+    "sales": {"notebook": "sales.ipynb", "title": "Sales", "sources": ["sales"]},
+    "notes": {"notebook": "notes.ipynb", "title": "Notes", "sources": ["notes"]},
+}
 
 
-def write_notebook(path: Path, source: str) -> None:
-    code = f"import pathlib\npathlib.Path('seen-{source}.txt').write_text({source})"
-    nb = v4.new_notebook(cells=[v4.new_code_cell(f"{source} = ''", metadata={"tags": ["parameters"]}),
-                                v4.new_code_cell(code)],
-                         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
-    nbformat.write(nb, str(path))
+def seeing_notebook(source: str) -> NotebookNode:
+    """A notebook that writes the path it was given for ``source`` to ``seen-<source>.txt``."""
+    return code_notebook(f"{source} = ''", f"import pathlib\npathlib.Path('seen-{source}.txt').write_text({source})")
 
 
 @pytest.fixture(scope="module")
@@ -266,25 +249,19 @@ def built(tmp_path_factory) -> Path:
     project = tmp_path_factory.mktemp("sources")
     make_db(project / "data" / "shop.sqlite")
     (project / "data" / "notes.csv").write_text("note\nhello\n")
-    write_notebook(project / "sales.ipynb", "sales")
-    write_notebook(project / "notes.ipynb", "notes")
-    (project / "publish.toml").write_text(TOML)
+    write_project(project, {"sales.ipynb": seeing_notebook("sales"), "notes.ipynb": seeing_notebook("notes")},
+                  REPORTS, sources=SOURCES)
     summary = build(load_config(project), jobs=2)
     assert {o.run.report: o.status for o in summary.outcomes} == {"sales": "ok", "notes": "ok"}, \
         [o.summary for o in summary.outcomes]
     return project
 
 
-def cli(project: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "publish.py"), "--project", str(project), *args],
-                          capture_output=True, text=True, timeout=300)
-
-
 def test_notebook_receives_the_snapshot_path_and_the_manifest_its_fingerprint(built):
     [version] = Store(built / "reports").versions("sales")
     [record] = version["sources"]
-    assert (built / "seen-sales.txt").read_text() == record["path"]
-    assert record["path"].startswith(str(built / SNAPSHOTS)) and record["rows"] == 2
+    assert (built / "seen-sales.txt").read_text() == str(built / record["path"])
+    assert record["path"].startswith(SNAPSHOTS.as_posix()) and record["rows"] == 2
     assert len(record["hash"]) == 64 and record["loaded"] and record["kind"] == "sql"
     page = BeautifulSoup((built / "reports" / "sales" / version["path"] / "index.html").read_text(), "html.parser")
     assert record["hash"] in page.get_text() and page.find("h2", string="Data sources")
@@ -299,7 +276,7 @@ def test_broken_source_fails_only_its_reports_and_keeps_the_last_good_version(bu
         db.execute("update sales set amount = 12 where region = 'north'")
     (built / "data" / "notes.csv").rename(built / "data" / "notes.old")
     try:
-        result = cli(built, "build")
+        result = run_cli("build", project=built)
     finally:
         (built / "data" / "notes.old").rename(built / "data" / "notes.csv")
     assert result.returncode == 1, result.stderr
@@ -331,13 +308,13 @@ def test_columns_mismatch_fails_the_run_naming_source_and_column(built):
 
 @pytest.mark.parametrize("bad, expected", [
     ('[sources.x]\npath = "a.csv"\nsql = "select 1"\n', "sources.x: expected exactly one of `path`, `url` + `sql`"),
-    ('[reports.r]\nnotebook = "r.ipynb"\ntitle = "R"\nsources = ["nope"]\n', "reports.r.sources: unknown source 'nope'"),
+    ('[reports.r]\nnotebook = "r.ipynb"\ntitle = "R"\nsources = ["nope"]\n',
+     "reports.r.sources: unknown source 'nope'"),
     ('[sources.x]\npath = "a.csv"\ncolumns = { a = 1 }\n', "sources.x.columns.a: expected str, got 1"),
 ])
 def test_bad_source_config_exits_2_before_any_run(tmp_path, bad, expected):
-    write_notebook(tmp_path / "r.ipynb", "x")
-    (tmp_path / "publish.toml").write_text(bad if "reports" in bad else bad + '[reports.r]\nnotebook = "r.ipynb"\n'
-                                           'title = "R"\n')
-    result = cli(tmp_path, "build")
+    reports = {} if "reports" in bad else {"r": {"notebook": "r.ipynb", "title": "R"}}
+    write_project(tmp_path, {"r.ipynb": seeing_notebook("x")}, reports, bad)
+    result = run_cli("build", project=tmp_path)
     assert result.returncode == 2 and expected in " ".join(result.stderr.split()), result.stderr
     assert not (tmp_path / "reports").exists()

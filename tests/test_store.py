@@ -73,9 +73,8 @@ def test_lock_serializes_publishes(tmp_path):
     thread.start()
     held.wait(10)
     other = Store(tmp_path)
-    with pytest.raises(PublishLocked, match="another publish has held"):
-        with other.lock(wait_s=0.2):
-            pass
+    with pytest.raises(PublishLocked, match="another publish has held"), other.lock(wait_s=0.2):
+        pass
     release.set()
     thread.join()
     with other.lock(wait_s=1):
