@@ -8,6 +8,8 @@ problems at once, each naming the file, the key, the offending value and what wa
 
 from __future__ import annotations
 
+import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -23,6 +25,15 @@ CONFIG_NAME = "publish.toml"
 
 ParameterSet = dict[str, Any]
 
+# A report's name is a folder of the site and part of its URLs: letters, digits, "-" and "_",
+# starting with a letter or digit (so never "..", a dot-name or a path), and not a name the site
+# or `serve` uses for itself.
+REPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+RESERVED_REPORT_NAMES = frozenset({"assets", "dashboards", "voila", "api", "static", "login", "logout",
+                                   "latest", "index", "catalog", "feed", "search"})
+# A source's name is also the notebook parameter that receives its snapshot path.
+SOURCE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -36,6 +47,9 @@ class SiteConfig(_Strict):
     output: str = Field("reports", description="Folder (relative to the project) the site is written to.")
     templates: Optional[str] = Field(
         None, description="Folder of template overrides, searched before lab2land's own templates."
+    )
+    max_output_mb: float = Field(
+        10, gt=0, description="Outputs larger than this many MB are cut short in the page (the notebook keeps all)."
     )
     keep: Optional[int] = Field(
         None, ge=1, description="Keep at most this many versions per report variant (None keeps all)."
@@ -188,9 +202,32 @@ def _format_errors(path: Path, exc: ValidationError) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+def _check_names(config: Config) -> list[str]:
+    """Names from the config that would become paths outside the site, or clash with its own."""
+    file, problems, seen = config.config_path.name, [], {}
+    for name in config.reports:
+        shown = name if REPORT_NAME.match(name) else json.dumps(name)
+        if not REPORT_NAME.match(name):
+            problems.append(f"{file}: reports.{shown}: invalid report name: expected 1-64 letters, digits, '-' "
+                            "or '_', starting with a letter or digit (it becomes a folder and URL of the site)")
+        elif name.lower() in RESERVED_REPORT_NAMES:
+            problems.append(f"{file}: reports.{shown}: report name {name!r} is reserved by the site "
+                            f"(reserved: {', '.join(sorted(RESERVED_REPORT_NAMES))})")
+        elif name.lower() in seen:
+            problems.append(f"{file}: reports.{shown}: report name differs from reports.{seen[name.lower()]} only "
+                            "in case (the two would share a folder on case-insensitive disks)")
+        seen.setdefault(name.lower(), name)
+    for name in config.sources:
+        if not SOURCE_NAME.match(name):
+            problems.append(f"{file}: sources.{json.dumps(name)}: invalid source name: expected a Python "
+                            "identifier of up to 64 characters (it is the notebook parameter that receives the "
+                            "snapshot)")
+    return problems
+
+
 def _check_references(config: Config) -> list[str]:
     name = config.config_path.name
-    problems = []
+    problems = _check_names(config)
     for report_name, report in config.reports.items():
         nb = config.notebook_path(report_name)
         if not nb.is_file():

@@ -47,10 +47,13 @@ class Snapshot:
     loaded: str  # ISO time
     kind: str
 
-    def record(self) -> dict:
-        """What a manifest records of this snapshot."""
+    def record(self, project: Path) -> dict:
+        """What a manifest records of this snapshot: its path relative to ``project`` (manifests
+        are served to readers and name no folder of the build machine)."""
         data = asdict(self)
-        data["file"] = Path(self.path).name
+        path = Path(self.path)
+        data["path"] = path.relative_to(project).as_posix() if path.is_relative_to(project) else path.name
+        data["file"] = path.name
         return data
 
 

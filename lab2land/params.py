@@ -90,6 +90,23 @@ def _parse_other(nb: nbformat.NotebookNode, cell) -> list[tuple[str, str, str, s
             for p in papermill_translators.find_translator(kernel, _language(nb)).inspect(cell)]
 
 
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """The notebook at ``path`` as nbformat 4.
+
+    Raises:
+        ValueError: the file cannot be read, is not JSON, or is JSON but not a notebook (a list,
+            a dict without ``nbformat``...); the message says which.
+    """
+    try:
+        return nbformat.read(str(path), as_version=4)
+    except OSError as exc:
+        raise ValueError(f"cannot be read: {exc.strerror}") from None
+    except nbformat.reader.NotJSONError:
+        raise ValueError("is not JSON (expected a Jupyter notebook, nbformat 4)") from None
+    except (AttributeError, KeyError, TypeError, ValueError, nbformat.ValidationError) as exc:  # JSON, not a notebook
+        raise ValueError(f"is JSON but not a notebook (expected nbformat 4; {type(exc).__name__}: {exc})") from None
+
+
 def notebook_parameters(path: Path) -> dict[str, NotebookParam] | None:
     """Parameters declared in the notebook's ``parameters`` cell; None if it has no such cell.
 
@@ -97,8 +114,9 @@ def notebook_parameters(path: Path) -> dict[str, NotebookParam] | None:
 
     Raises:
         ParameterError: the parameters cell of a Python notebook is not valid Python.
+        ValueError: the file is not a notebook (see :func:`read_notebook`).
     """
-    nb = nbformat.read(str(path), as_version=4)
+    nb = read_notebook(path)
     index = next((i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])), None)
     if index is None:
         return None

@@ -14,7 +14,9 @@ import nbformat
 from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager
 
 from .config import Config, ConfigError, ReportConfig
-from .params import RUN_ID, NotebookParam, ParameterError, notebook_parameters, resolve_parameters
+from .params import (
+    RUN_ID, NotebookParam, ParameterError, notebook_parameters, read_notebook, resolve_parameters,
+)
 from .store import slug
 
 
@@ -66,7 +68,7 @@ def _kernel(name: str, report: ReportConfig, path: Path, installed: dict[str, st
     if report.kernel:
         kernel, where = report.kernel, f"reports.{name}.kernel: kernel {report.kernel!r}"
     else:
-        nb = nbformat.read(str(path), as_version=4)
+        nb = read_notebook(path)
         kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
         where = f"reports.{name}: kernel {kernel!r} (from {report.notebook}'s metadata)"
     if kernel == "python" and "python" not in installed:
@@ -117,7 +119,8 @@ def plan_runs(config: Config, selected: Optional[list[str]] = None,
         try:
             declared = notebook_parameters(path)
         except (ParameterError, nbformat.ValidationError, ValueError) as exc:
-            problems.extend(getattr(exc, "problems", [f"{report.notebook}: not a readable notebook: {exc}"]))
+            problems.extend(getattr(exc, "problems", [f"{cfg_name}: reports.{name}.notebook: {report.notebook} "
+                                                      f"is not a notebook: it {exc}"]))
             continue
         kernel = _kernel(name, report, path, installed, problems)
         problems.extend(_source_problems(cfg_name, name, report, declared or {}))

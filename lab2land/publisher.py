@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -12,9 +13,12 @@ from . import __version__
 from .config import Config
 from .data import Snapshot
 from .execute import RunResult
+from .outputs import cap_outputs
 from .plan import Run
 from .site import dashboard_path
-from .store import Store
+from .store import Store, write_atomic
+
+LOGS = Path(".lab2land") / "logs"  # per report: <version>.log of each run that failed
 
 STACK = ("papermill", "nbconvert", "nbclient", "nbformat", "ipykernel", "jupyter_client", "voila",
          "ipywidgets", "plotly", "pandas", "numpy", "scikit-learn", "sqlalchemy")
@@ -66,11 +70,15 @@ class Publisher:
         self.config, self.store = config, store
         self.packages = package_versions()
         self.templates = template_dirs(config)
+        # Longest first, so that a project inside the home folder shows as "<project>".
+        folders = {str(config.project_dir): "<project>", sys.prefix: "<python>", sys.base_prefix: "<python>",
+                   str(Path.home()): "~"}
+        self.private_folders = sorted(((f, s) for f, s in folders.items() if len(f) > 1), key=lambda fs: -len(fs[0]))
 
     def manifest(self, prep: Prepared, result: RunResult) -> dict:
         run = prep.run
         report = self.config.reports[run.report]
-        error = result.error.__dict__ if result.error else None
+        error = {k: self._public(v) for k, v in result.error.__dict__.items()} if result.error else None
         return {
             "report": run.report, "title": report.title, "variant": run.variant, "variant_label": run.label,
             "version_id": result.job.version_id, "status": result.status, "parameters": run.parameters,
@@ -78,9 +86,26 @@ class Publisher:
             "duration_s": result.duration_s, "attempts": result.attempts,
             "notebook": report.notebook, "notebook_sha256": prep.notebook_sha256, "kernel": run.kernel,
             "executed_notebook": run.notebook.name, "error": error,
-            "log_tail": result.log_tail or None, "packages": self.packages, "lab2land_version": __version__,
-            "sources": [s.record() for s in prep.snapshots], "cache_key": prep.key,
+            "packages": self.packages, "lab2land_version": __version__,
+            "sources": [s.record(self.config.project_dir) for s in prep.snapshots], "cache_key": prep.key,
         }
+
+    def _public(self, value):
+        """``value`` as readers may see it: no folder of the build machine (the project, the
+        Python installation, the home folder) appears in a manifest or a page."""
+        if not isinstance(value, str):
+            return value
+        for folder, shown in self.private_folders:
+            value = value.replace(folder, shown)
+        return value
+
+    def keep_log(self, run: Run, version_id: str, result: RunResult) -> None:
+        """A failed run's error and log, unredacted (tracebacks, paths), stay with the operator in
+        ``.lab2land/logs/``, beside the site and never in it."""
+        if result.error is None:
+            return
+        text = f"{run.name} {version_id}: {result.error.kind}: {result.error.summary}\n{result.log_tail or ''}"
+        write_atomic(self.config.project_dir / LOGS / run.report / f"{version_id}.log", text.rstrip() + "\n")
 
     def page_context(self, run: Run, manifest: dict) -> dict:
         report = self.config.reports[run.report]
@@ -112,8 +137,9 @@ class Publisher:
         manifest = self.manifest(prep, result)
         nb = nbformat.reads(result.notebook_json, as_version=4) if result.notebook_json else nbformat.v4.new_notebook()
         report = self.config.reports[run.report]
+        shown = cap_outputs(nb, self.config.site.max_output_mb)
         try:
-            page = render_version(nb, self.page_context(run, manifest), show_code=report.show_code,
+            page = render_version(shown, self.page_context(run, manifest), show_code=report.show_code,
                                   layout=report.layout, template_dirs=self.templates)
         except Exception as exc:  # a rendering bug must not lose the run: keep it as a failed version
             manifest["status"] = "failed"
@@ -122,6 +148,7 @@ class Publisher:
             page = render_version(nbformat.v4.new_notebook(), self.page_context(run, manifest),
                                   template_dirs=self.templates)
         files = {"index.html": page, run.notebook.name: nbformat.writes(nb)}
+        self.keep_log(run, manifest["version_id"], result)
         self.store.commit_version(run.report, manifest["version_id"], files, manifest)
         summary = (manifest["error"] or {}).get("summary", "")
         return Outcome(run, manifest["status"], manifest["version_id"], result.duration_s, summary)

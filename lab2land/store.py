@@ -8,6 +8,7 @@ behind but staging, which the next build removes. A published version is never m
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -48,9 +49,17 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         raise
 
 
-def slug(text: str) -> str:
-    """A URL-friendly lower-case form of ``text`` (``"North America"`` → ``"north-america"``)."""
-    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
+def slug(text: str, max_length: int = 40) -> str:
+    """A URL-friendly lower-case form of ``text`` (``"North America"`` → ``"north-america"``).
+
+    Longer than ``max_length``, it is cut and ends with a hash of the whole text, so that long
+    parameter values still give short, distinct names (file names are limited to 255 bytes).
+    """
+    value = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
+    if len(value) > max_length:
+        digest = hashlib.sha256(str(text).encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        value = f"{value[:max_length - 11].rstrip('-')}-{digest}"
+    return value
 
 
 def version_stamp(when: datetime) -> str:
@@ -101,7 +110,15 @@ class Store:
     # --- versions --------------------------------------------------------------------------
 
     def report_dir(self, report: str) -> Path:
-        return self.site_dir / report
+        """The folder of ``report``'s versions; a name that would lead elsewhere is refused."""
+        return self._inside(self.site_dir, report)
+
+    @staticmethod
+    def _inside(folder: Path, name: str) -> Path:
+        # The config refuses such names first; this is the last line, for library callers.
+        if not SAFE_NAME_RE.match(name):
+            raise ValueError(f"{name!r}: not a safe file name inside {folder} (letters, digits, '.', '-', '_')")
+        return folder / name
 
     def allocate_id(self, report: str, stamp: str, variant: Optional[str]) -> str:
         """A version id not yet used by ``report``: ``<stamp>[-<variant>][-<n>]``."""
@@ -113,13 +130,13 @@ class Store:
 
     def commit_version(self, report: str, version_id: str, files: dict[str, str | bytes], manifest: dict) -> Path:
         """Publish one version atomically. ``files`` maps file names to contents."""
-        final = self.report_dir(report) / version_id
+        final = self._inside(self.report_dir(report), version_id)
         if final.exists():
             raise FileExistsError(f"{final}: version already published; versions are never replaced")
         staging = self.new_staging()
         try:
             for name, content in files.items():
-                target = staging / name
+                target = self._inside(staging, name)
                 if isinstance(content, bytes):
                     target.write_bytes(content)
                 else:
