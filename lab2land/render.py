@@ -72,6 +72,7 @@ class ReportPreprocessor(Preprocessor):
             settings = grid.notebook_settings(nb)
             l2l["grid_style"] = f"--l2l-cols: {settings.columns}; --l2l-row-h: {settings.cell_height}px"
         sanitize.drop_unrenderable_widget_views(nb)
+        sanitize.clean_saved_widget_state(nb)  # embed.js draws HTML widget values as markup
         if l2l.get("has_widgets") and not _has_output(nb, WIDGET_VIEW_MIME):
             l2l.update(has_widgets=False, csp=_csp(widgets=False))  # no embed.js, no eval
         places = grid.placements(nb, drop_empty=False) if on_grid else None
@@ -81,12 +82,13 @@ class ReportPreprocessor(Preprocessor):
             if tags & _PAPERMILL_BANNER_TAGS or (tags & _REMOVE_CELL and index != failed):
                 continue
             meta = cell.metadata.setdefault("lab2land", {})
+            if cell.cell_type == "code" and index == failed:
+                cell.outputs = _clean_outputs(cell.get("outputs", []))
             if index == failed:
                 meta["failed"] = True
                 l2l["failed_cell"] = True
             elif cell.cell_type == "code":
-                cell.outputs = [] if tags & _REMOVE_OUTPUT else [
-                    o for o in cell.get("outputs", []) if not sanitize.is_script_only(o)]
+                cell.outputs = [] if tags & _REMOVE_OUTPUT else _clean_outputs(cell.get("outputs", []))
                 if not self.show_code or tags & _HIDE_INPUT:
                     cell.metadata.setdefault("transient", {})["remove_source"] = True
                     if not cell.get("outputs"):
@@ -299,17 +301,15 @@ def _site_environment(dirs: tuple[str, ...]) -> jinja2.Environment:
 
 
 def _csp(*, widgets: bool) -> str:
-    """Content-Security-Policy of a page: script only from the site's own files.
+    """The static pages' Content-Security-Policy: the one the dashboards carry too, offline."""
+    return sanitize.content_security_policy(widgets=widgets, live=False)
 
-    The widget manager bundle compiles JSON-schema validators with ``new Function`` (ajv),
-    so pages that show widgets also allow ``'unsafe-eval'``; notebook HTML is sanitized
-    and inline script stays blocked, so that does not let data run.
-    """
-    script = "'self' 'unsafe-eval'" if widgets else "'self'"
-    return (f"default-src 'none'; script-src {script}; style-src 'self' 'unsafe-inline'; "
-            "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'none'; "
-            "media-src 'self' data:; object-src 'none'; frame-src 'none'; base-uri 'none'; "
-            "form-action 'none'")
+
+def _clean_outputs(outputs: list) -> list:
+    """Outputs as :func:`lab2land.sanitize.clean_output` leaves them (the dashboards' rule too);
+    the template cleans HTML and markdown again where it prints them."""
+    cleaned = (sanitize.clean_output(o) for o in outputs)
+    return [nbformat.from_dict(o) for o in cleaned if o is not None]
 
 
 def _has_output(nb: nbformat.NotebookNode, mime: str) -> bool:

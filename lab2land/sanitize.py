@@ -6,6 +6,10 @@ markdown go through nh3 (an allow-list sanitizer); JSON that pages read back fro
 ``<script type="application/json">`` blocks is escaped so no data can close the tag.
 Outputs that could only show by running script (``application/javascript``, third-party
 widgets whose code would come from a CDN) are dropped or fall back to their text.
+
+The static pages and the live dashboards share these rules: the same :func:`clean_output`,
+:func:`clean_widget_state` and :func:`content_security_policy` (dashboards apply them in their
+Voila template and on the kernel websocket, ``lab2land.serve_handlers``).
 """
 
 from __future__ import annotations
@@ -193,3 +197,132 @@ def is_script_only(output) -> bool:
     """
     data = set(output.get("data", {}))
     return "application/javascript" in data and not data - {"application/javascript", "text/plain"}
+
+
+def content_security_policy(*, widgets: bool, live: bool = False) -> str:
+    """The Content-Security-Policy of every page lab2land shows: script only from its own files.
+
+    One policy for the static pages (a ``<meta>`` tag) and the live dashboards (a header): no
+    inline script and no ``javascript:`` URLs, so notebook markup that slipped past
+    :func:`clean_html` still cannot run.
+
+    Args:
+        widgets: The page draws widgets. The widget manager compiles JSON-schema validators
+            with ``new Function`` (ajv), so those pages also allow ``'unsafe-eval'``; inline
+            script stays blocked, so that does not let data run.
+        live: A dashboard, which talks to its kernel over a websocket and fetches its theme
+            from the server (``connect-src 'self'``); static pages connect nowhere.
+    """
+    script = "'self' 'unsafe-eval'" if widgets else "'self'"
+    connect = "'self'" if live else "'none'"
+    return (f"default-src 'none'; script-src {script}; style-src 'self' 'unsafe-inline'; "
+            f"img-src 'self' data: blob:; font-src 'self' data:; connect-src {connect}; "
+            "media-src 'self' data:; object-src 'none'; frame-src 'none'; base-uri 'none'; "
+            "form-action 'none'")
+
+
+_IMAGE_SIZES = ("width", "height")
+
+
+def clean_output(output: dict, *, markdown_as_html: bool = False) -> dict | None:
+    """A copy of a notebook output that is safe to show; None if only script would be left.
+
+    HTML goes through :func:`clean_html`, ``application/javascript`` is dropped, and image
+    ``width``/``height`` metadata must be numbers (templates print them unquoted into ``<img>``,
+    so ``"1 onload=..."`` would add an attribute). Text, images and plot/widget JSON are kept.
+
+    Args:
+        output: An nbformat output (``display_data``, ``execute_result``, ...) or a
+            message's content holding ``data`` and ``metadata``.
+        markdown_as_html: Replace ``text/markdown`` with its cleaned HTML rendering. For live
+            dashboards, whose browser side would render markdown itself without sanitizing.
+    """
+    if is_script_only(output):
+        return None
+    if "data" not in output and "metadata" not in output:
+        return output
+    clean = dict(output)
+    data = {k: v for k, v in (output.get("data") or {}).items() if k != "application/javascript"}
+    if "text/html" in data:
+        data["text/html"] = clean_html(_text(data["text/html"]))
+    if markdown_as_html and "text/markdown" in data:
+        from nbconvert.filters import markdown2html  # nbconvert's own rendering, as the static pages
+
+        markdown = data.pop("text/markdown")
+        data.setdefault("text/html", clean_html(markdown2html(_text(markdown))))
+    if "data" in output:
+        clean["data"] = data
+    if "metadata" in output:
+        clean["metadata"] = _clean_sizes(output.get("metadata") or {})
+    return clean
+
+
+def _text(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _clean_sizes(metadata: dict) -> dict:
+    """Output metadata with every image width/height a number or removed (top level and per mimetype)."""
+    clean = {}
+    for key, value in metadata.items():
+        if key in _IMAGE_SIZES:
+            number = _number(value)
+            if number is not None:
+                clean[key] = number
+        elif isinstance(value, dict) and key.startswith("image/"):
+            clean[key] = _clean_sizes(value)
+        else:
+            clean[key] = value
+    return clean
+
+
+def _number(value: Any) -> int | float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value if math.isfinite(value) and value >= 0 else None
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return (int(number) if number.is_integer() else number) if math.isfinite(number) and number >= 0 else None
+
+
+# Widget models whose ``value`` the browser shows as HTML.
+HTML_WIDGET_MODELS = {"HTMLModel", "HTMLMathModel"}
+
+
+def clean_widget_state(model_name: str | None, state: dict, *, allow_html: bool = False) -> dict:
+    """A widget's state with every value the browser would show as HTML cleaned.
+
+    The ``value`` of HTML and HTMLMath widgets and a ``description`` shown as HTML
+    (``description_allow_html``) go through :func:`clean_html`; an Output widget's ``outputs``
+    through :func:`clean_output`. ``model_name`` None means not known: ``value`` is cleaned then.
+
+    Args:
+        model_name: The widget model's ``_model_name`` (``HTMLModel``, ``OutputModel``, ...).
+        state: The (possibly partial) state, as saved in a notebook or sent by the kernel.
+        allow_html: The model's ``description_allow_html`` if it is not in ``state``.
+    """
+    clean = dict(state)
+    if isinstance(clean.get("value"), str) and (model_name is None or model_name in HTML_WIDGET_MODELS):
+        clean["value"] = clean_html(clean["value"])
+    if isinstance(clean.get("description"), str) and clean.get("description_allow_html", allow_html):
+        clean["description"] = clean_html(clean["description"])
+    if model_name == "OutputModel" and isinstance(clean.get("outputs"), list):
+        outputs = (clean_output(o, markdown_as_html=True) for o in clean["outputs"] if isinstance(o, dict))
+        clean["outputs"] = [o for o in outputs if o is not None]
+    return clean
+
+
+def clean_saved_widget_state(nb) -> None:
+    """Clean (in place) the widget state saved in a notebook's metadata, which pages draw."""
+    state = nb.metadata.get("widgets", {}).get(_WIDGET_STATE_MIME, {}).get("state") or {}
+    for model in state.values():
+        if isinstance(model, dict) and isinstance(model.get("state"), dict):
+            model["state"] = clean_widget_state(model.get("model_name"), model["state"])
+
+
+def clean_dashboard_output(output: dict) -> dict | None:
+    """:func:`clean_output` for a live dashboard, whose browser renders markdown unsanitized."""
+    return clean_output(output, markdown_as_html=True)

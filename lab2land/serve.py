@@ -32,8 +32,8 @@ from lab2land.config import Config
 from lab2land.errors import ServeError
 from lab2land.templating import TEMPLATES_DIR
 from lab2land.serve_handlers import (
-    DashboardHandler, DashboardKernelManager, KernelChannelsHandler, LabExtensionsHandler, SiteHandler,
-    TemplateAssetsHandler, TrailingSlashHandler,
+    DashboardHandler, DashboardKernelManager, KernelChannelsHandler, LabExtensionsHandler, SanitizingConnection,
+    SiteHandler, TemplateAssetsHandler, TrailingSlashHandler,
 )
 
 GRID_TEMPLATE_DIR = TEMPLATES_DIR / "grid"
@@ -68,7 +68,9 @@ class DashboardServer(Voila):
     def setup_template_dirs(self):
         # Our template is not installed in a Jupyter data folder: put it in front of Voila's lab.
         self.template_paths = [str(GRID_TEMPLATE_DIR), *collect_template_paths(["voila", "nbconvert"], "lab")]
-        self.static_paths = [*collect_static_paths(["voila", "nbconvert"], "lab"), *self.static_paths]
+        # Our page script (templates/grid/static) is served at /voila/static/ beside Voila's.
+        self.static_paths = [str(GRID_TEMPLATE_DIR / "static"), *collect_static_paths(["voila", "nbconvert"], "lab"),
+                             *self.static_paths]
 
     def init_settings(self):
         settings = super().init_settings()
@@ -80,8 +82,12 @@ class DashboardServer(Voila):
         return settings
 
     def init_handlers(self):
+        # Left out besides: /voila/query/<kernel> (preheated notebooks that wait for their
+        # viewer's query string; ours get parameters injected instead) is a websocket Voila does
+        # not protect with the token, and it handed anyone the viewer's query, token included;
+        # /logout answered 500 (there is no session to end: the token is the sign-in).
         keep = ("/api/kernels/", "/voila/static/", "/voila/api/themes/", "/voila/api/shutdown/",
-                "/voila/labextensions/", "/voila/query/", "/login", "/logout")
+                "/voila/labextensions/", "/login")
         handlers = [h for h in super().init_handlers() if h[0].startswith(keep)]
         handlers = [(h[0], KernelChannelsHandler, *h[2:]) if h[0].endswith("/channels") else h for h in handlers]
         handlers = [(h[0], LabExtensionsHandler, *h[2:]) if h[0].startswith("/voila/labextensions/") else h
@@ -162,6 +168,11 @@ def _voila_config(dashboards: dict[str, dash.Dashboard], runtime_dir: Path, host
     c.VoilaConfiguration.default_pool_size = 0
     c.VoilaConfiguration.multi_kernel_manager_class = DashboardKernelManager
     c.VoilaExecutor.cell_error_instruction = ""
+    # One sanitizer for the static pages and the dashboards: the grid template cleans outputs
+    # and markdown with these, and the kernel websocket cleans what the kernel sends live.
+    c.VoilaExporter.filters = {"l2l_clean_html": "lab2land.sanitize.clean_html",
+                               "l2l_clean_output": "lab2land.sanitize.clean_dashboard_output"}
+    c.Voila.kernel_websocket_connection_class = SanitizingConnection
     c.VoilaKernelManager.kernel_pools_config = {
         "default": {"pool_size": 0},
         **{d.default_path: {"pool_size": d.pool_size} for d in dashboards.values()},

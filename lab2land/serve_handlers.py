@@ -7,17 +7,21 @@ import logging
 import os
 import re
 from pathlib import Path
+from urllib.parse import quote
 
+from jupyter_client.session import DELIM
 from jupyter_server._tz import utcnow
 from jupyter_server.base.handlers import FileFindHandler, JupyterHandler
+from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado import web
 from traitlets import Dict
 from voila.static_file_handler import TemplateStaticFileHandler
-from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 from voila.tornado.handler import TornadoVoilaHandler
+from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 
 from lab2land import dashboards as dash
+from lab2land import sanitize
 from lab2land.params import ParameterError
 
 log = logging.getLogger("lab2land.serve")
@@ -106,17 +110,74 @@ class KernelChannelsHandler(PlainErrorsMixin, VoilaKernelWebsocketHandler):
     with a plain error instead of Jupyter's error page, which needs assets we do not serve."""
 
 
+class SanitizingConnection(ZMQChannelsWebsocketConnection):
+    """The kernel websocket, cleaning what the kernel sends before the viewer's browser gets it.
+
+    Voila's front end renders what arrives live as trusted: an HTML widget's new value, an
+    Output widget's captured output, a display from a widget callback. Each goes through the
+    static pages' sanitizer (:mod:`lab2land.sanitize`) here, as the page's first render does
+    in the grid template. Widget updates carry no model name, so each comm's is remembered
+    from its ``comm_open`` or from the ``update_states`` reply the widget manager asks for.
+    """
+
+    OUTPUT_MESSAGES = {"display_data", "execute_result", "update_display_data"}
+    WIDGET_MESSAGES = {"comm_open", "comm_msg"}
+
+    def handle_outgoing_message(self, stream: str, outgoing_msg: list) -> None:
+        idents, frames = self.session.feed_identities(outgoing_msg)
+        msg_type = self.session.unpack(bytes(frames[1])).get("msg_type")
+        if msg_type in self.OUTPUT_MESSAGES | self.WIDGET_MESSAGES:
+            content = self.session.unpack(bytes(frames[4]))
+            content = (sanitize.clean_dashboard_output(content) if msg_type in self.OUTPUT_MESSAGES
+                       else self._clean_widget_message(content))
+            if content is None:
+                return  # nothing but script: never sent
+            frames = [None, *frames[1:4], self.session.pack(content), *frames[5:]]
+            frames[0] = self.session.sign(frames[1:5])  # re-signed: the content changed
+            outgoing_msg = [*idents, DELIM, *frames]
+        super().handle_outgoing_message(stream, outgoing_msg)
+
+    def _clean_widget_message(self, content: dict) -> dict:
+        models = self.__dict__.setdefault("_l2l_models", {})  # comm id -> [model name, allow_html]
+        data = content.get("data")
+        if not isinstance(data, dict):
+            return content
+        comm_id = content.get("comm_id")
+        if isinstance(data.get("state"), dict):
+            state = data["state"]
+            known = models.setdefault(comm_id, [state.get("_model_name"), False])
+            known[0] = state.get("_model_name", known[0])
+            known[1] = bool(state.get("description_allow_html", known[1]))
+            data = {**data, "state": sanitize.clean_widget_state(known[0], state, allow_html=known[1])}
+        if data.get("method") == "update_states" and isinstance(data.get("states"), dict):
+            states = {}
+            for model_id, model in data["states"].items():
+                if isinstance(model, dict) and isinstance(model.get("state"), dict):
+                    allow = bool(model["state"].get("description_allow_html", False))
+                    models[model_id] = [model.get("model_name"), allow]
+                    model = {**model, "state": sanitize.clean_widget_state(model.get("model_name"), model["state"])}
+                states[model_id] = model
+            data = {**data, "states": states}
+        return {**content, "data": data}
+
+
 class TrailingSlashHandler(PlainErrorsMixin, JupyterHandler):
     """``/dashboards/<report>`` → ``/dashboards/<report>/`` (keeping the query string)."""
 
     @web.authenticated
     def get(self, report):
         query = f"?{self.request.query}" if self.request.query else ""
-        self.redirect(f"/dashboards/{report}/{query}")
+        # Quoted: tornado refuses a Location header with control characters (``%00``) with a 500.
+        self.redirect(f"/dashboards/{quote(report, safe='')}/{query}")
 
 
 class DashboardHandler(PlainErrorsMixin, TornadoVoilaHandler):
     """A report's live dashboard, default parameters or validated query parameters."""
+
+    @property
+    def content_security_policy(self) -> str:
+        # The static pages' policy (no inline script), plus the kernel's websocket.
+        return sanitize.content_security_policy(widgets=True, live=True)
 
     @web.authenticated
     async def get(self, report):
@@ -175,10 +236,12 @@ class SiteHandler(PlainErrorsMixin, JupyterHandler, web.StaticFileHandler):
 
     @web.authenticated
     def head(self, path):
-        return web.StaticFileHandler.get(self, path, include_body=False)
+        return self.get(path, include_body=False)
 
     @web.authenticated
     def get(self, path, include_body=True):
+        if "\x00" in path:
+            raise web.HTTPError(404)  # the file system would refuse it with a ValueError, a 500
         if path.strip("/") == "" and not (Path(self.root) / "index.html").is_file():
             self._no_site()
             return None

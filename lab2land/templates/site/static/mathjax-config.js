@@ -6,7 +6,10 @@ window.MathJax = {
     inlineMath: [["$", "$"], ["\\(", "\\)"]],
     displayMath: [["$$", "$$"], ["\\[", "\\]"]],
     processEscapes: true,
-    processEnvironments: true
+    processEnvironments: true,
+    // \href{url}{text} shows its text only: a link from TeX could be javascript:, and this
+    // MathJax build has no "safe" extension to vet URLs (the page's CSP would still block it).
+    macros: { href: ["{#2}", 2] }
   },
   options: {
     ignoreHtmlClass: "l2l-page",
