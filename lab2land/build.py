@@ -1,29 +1,29 @@
 """``build()``: the publish recipe, top to bottom.
 
-plan runs → lock the site → load data snapshots and compute cache keys → publish what needs
-no kernel (unchanged, failed sources) → execute the rest in parallel, committing each version as
-it finishes → rewrite history pages, latest pages and catalog → prune old versions.
+plan runs → lock the site → clear what a killed publish left → load data snapshots and compute
+cache keys → publish what needs no kernel (unchanged, failed sources) → execute the rest in
+parallel, committing each version as it finishes → prune old versions → rewrite history pages,
+latest pages and catalog whenever they no longer match the versions on disk.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 from .assets import install_assets
-from .cache import State, cache_key, environment_fingerprint, is_due
+from .cache import STATE, State, cache_key, environment_fingerprint, is_due
 from .config import Config
 from .data import load_sources
 from .execute import RunError, RunJob, RunResult
 from .executors import Executor, get_executor
 from .plan import Run, injected, plan_runs
 from .publisher import Outcome, Prepared, Publisher, template_dirs
-from .templating import template_fingerprint
-from .site import SiteWriter
+from .site import SiteWriter, remove_temporaries, site_key
 from .store import LOCK_WAIT_S, Store, latest_by_variant, version_stamp
+from .templating import template_fingerprint
 
 
 class Reporter:
@@ -31,17 +31,22 @@ class Reporter:
 
     def planned(self, runs: list[Run]) -> None: ...
     def started(self, run: Run) -> None: ...
-    def finished(self, outcome: "Outcome") -> None: ...
+    def finished(self, outcome: Outcome) -> None: ...
 
 
 @dataclass
 class BuildSummary:
     outcomes: list[Outcome] = field(default_factory=list)
-    site_dir: Optional[Path] = None
+    site_dir: Path | None = None
 
     @property
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def degraded(self) -> list[Outcome]:
+        """Runs that finished but breached a check of their report."""
+        return [o for o in self.outcomes if o.status == "degraded"]
 
 
 def _job(config: Config, prep: Prepared) -> RunJob:
@@ -71,10 +76,11 @@ def _prepare(config: Config, store: Store, runs: list[Run], stamp: str) -> list[
     return prepared
 
 
-def _unchanged(prep: Prepared, versions: list[dict]) -> Optional[dict]:
-    """The newest good version of this run's parameter set if it was built with the same key."""
+def _unchanged(prep: Prepared, versions: list[dict]) -> dict | None:
+    """The newest version of this run's parameter set if it ran to the end (ok, or degraded: the
+    same inputs breach the same checks again) with the same key."""
     newest = next((m for m in versions if m.get("variant") == prep.run.variant), None)
-    if newest and newest.get("status") == "ok" and newest.get("cache_key") == prep.key:
+    if newest and newest.get("status") in ("ok", "degraded") and newest.get("cache_key") == prep.key:
         return newest
     return None
 
@@ -82,7 +88,8 @@ def _unchanged(prep: Prepared, versions: list[dict]) -> Optional[dict]:
 def _due_runs(config: Config, published: dict[str, list[dict]], state: State, runs: list[Run],
               now: datetime) -> list[Run]:
     due = []
-    latest_of = {name: latest_by_variant(versions) for name, versions in published.items()}
+    latest_of = {name: latest_by_variant(versions, config.reports[name].promote_degraded)
+                 for name, versions in published.items()}
     for run in runs:
         latest = latest_of[run.report].get(run.variant)
         if is_due(config.reports[run.report].schedule, now, latest and latest.get("created"),
@@ -93,13 +100,13 @@ def _due_runs(config: Config, published: dict[str, list[dict]], state: State, ru
 
 def _source_failure(prep: Prepared, job: RunJob) -> RunResult:
     """A run that cannot start because a source it reads failed to load."""
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     return RunResult(job, "failed", now, now, 0.0, error=RunError("source", prep.source_error))
 
 
-def build(config: Config, *, reports: Optional[list[str]] = None, overrides: Optional[dict[str, str]] = None,
-          jobs: Optional[int] = None, force: bool = False, due: bool = False,
-          reporter: Optional[Reporter] = None, wait_s: float = LOCK_WAIT_S) -> BuildSummary:
+def build(config: Config, *, reports: list[str] | None = None, overrides: dict[str, str] | None = None,
+          jobs: int | None = None, force: bool = False, due: bool = False,
+          reporter: Reporter | None = None, wait_s: float = LOCK_WAIT_S) -> BuildSummary:
     """Execute and publish the selected reports (all by default); see the module docstring.
 
     Args:
@@ -119,11 +126,13 @@ def build(config: Config, *, reports: Optional[list[str]] = None, overrides: Opt
     reporter = reporter or Reporter()
     runs = plan_runs(config, reports, overrides)
     executor = get_executor(config.site.executor, jobs=jobs or config.site.jobs, scheduler=config.site.scheduler)
-    store, state = Store(config.output_dir), State(config.project_dir)
+    store = Store(config.output_dir)
     summary = BuildSummary(site_dir=config.output_dir)
-    now = datetime.now(timezone.utc)
     with store.lock(wait_s):
-        store.clean_staging()
+        # Only now: a build that waited for another must keep that one's --due marks (the state
+        # is saved whole) and stamp its versions after that one's.
+        state, now = State(config.project_dir), datetime.now(UTC)
+        clean_leftovers(config, store)
         # Each report's manifests, read once (100 variants: 100 reads, not 10,000).
         published = {name: store.versions(name) for name in {run.report for run in runs}}
         if due:
@@ -136,7 +145,7 @@ def build(config: Config, *, reports: Optional[list[str]] = None, overrides: Opt
         _execute(config, executor, to_run, publisher, summary, reporter)
         for prep in prepared:
             state.mark_checked(prep.run.report, prep.run.variant, now)
-        _write_site_if_changed(config, store, state, summary)
+        write_site_if_stale(config, store, state)
         state.save()
         store.clean_staging()
     return summary
@@ -171,23 +180,34 @@ def _execute(config: Config, executor: Executor, to_run: list[Prepared], publish
         reporter.finished(outcome)
 
 
-def _site_key(config: Config) -> str:
-    # What the site pages show besides the versions themselves: the config and the templates.
-    payload = config.model_dump_json() + template_fingerprint(template_dirs(config))
-    return hashlib.sha256(payload.encode()).hexdigest()
+def clean_leftovers(config: Config, store: Store) -> None:
+    """Remove what a killed publish left: staging and the temporaries of atomic writes (call it
+    holding the lock). Published versions are never touched."""
+    store.clean_staging()
+    remove_temporaries(config.output_dir, config.reports, (config.project_dir / STATE).parent)
 
 
-def _write_site_if_changed(config: Config, store: Store, state: State, summary: BuildSummary) -> None:
-    key = _site_key(config)
-    if (any(o.status != "unchanged" for o in summary.outcomes) or state.data.get("site") != key
-            or not (config.output_dir / "index.html").exists()):
-        write_site(config, store)
-        state.data["site"] = key
+def write_site_if_stale(config: Config, store: Store, state: State) -> None:
+    """Rewrite the site unless the pages on disk were written from this config, these templates
+    and exactly the version folders on disk now.
+
+    Comparing with the versions on disk, not with what this build published, is what makes a
+    publish killed between its commits and the site write harmless: the next build finds the
+    committed versions "unchanged", but not listed, and writes the pages that list them.
+    """
+    pages = [config.output_dir / "index.html", config.output_dir / "catalog.json"]
+    if state.data.get("site") != site_key(config, store, template_dirs(config)) or not all(p.exists() for p in pages):
+        write_site(config, store, state)
 
 
-def write_site(config: Config, store: Store) -> dict:
-    """Rewrite the site pages and catalog from the versions on disk, after pruning old ones."""
-    if config.site.keep:
+def write_site(config: Config, store: Store, state: State, *, prune: bool = True) -> dict:
+    """Rewrite the site pages and catalog from the versions on disk (after pruning old ones,
+    unless ``prune`` is false), then record in ``state`` what they were written from."""
+    if prune and config.site.keep:
         for name in config.reports:
             store.prune(name, config.site.keep)
-    return SiteWriter(config, template_dirs(config)).write()
+    catalog = SiteWriter(config, template_dirs(config)).write()
+    # Recorded after the pages are in place, and from the listing after pruning: a kill before
+    # this line leaves the old key, so the next build writes the pages again.
+    state.data["site"] = site_key(config, store, template_dirs(config))
+    return catalog

@@ -18,10 +18,10 @@ import os
 import platform
 import re
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from croniter import croniter
 
@@ -52,7 +52,7 @@ def environment_fingerprint() -> str:
     return hashlib.sha256("\n".join(sorted(pairs)).encode()).hexdigest()
 
 
-def _distribution(entry: os.DirEntry) -> Optional[str]:
+def _distribution(entry: os.DirEntry) -> str | None:
     """``name==version`` of a distribution's metadata folder (or egg-info file), else None."""
     name = entry.name
     if name.endswith(".dist-info"):  # "{name}-{version}.dist-info" (the wheel spec)
@@ -87,7 +87,7 @@ def cron_expression(schedule: str) -> str:
     return ALIASES.get(schedule.strip().lower(), schedule.strip())
 
 
-def schedule_problem(schedule: str) -> Optional[str]:
+def schedule_problem(schedule: str) -> str | None:
     """Why ``schedule`` is invalid, or None."""
     if croniter.is_valid(cron_expression(schedule)):
         return None
@@ -104,11 +104,11 @@ def last_due(schedule: str, now: datetime) -> datetime:
     return following if following <= now else previous
 
 
-def _parse(text: Optional[str]) -> Optional[datetime]:
+def _parse(text: str | None) -> datetime | None:
     if not text:
         return None
     value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 class State:
@@ -121,7 +121,7 @@ class State:
         except (OSError, ValueError):
             self.data = {}
 
-    def checked(self, report: str, variant: str) -> Optional[datetime]:
+    def checked(self, report: str, variant: str) -> datetime | None:
         return _parse(self.data.get("checked", {}).get(f"{report}/{variant}"))
 
     def mark_checked(self, report: str, variant: str, when: datetime) -> None:
@@ -131,7 +131,7 @@ class State:
         write_atomic(self.path, json.dumps(self.data, indent=2, sort_keys=True))
 
 
-def is_due(schedule: Optional[str], now: datetime, last_good: Optional[str], checked: Optional[datetime]) -> bool:
+def is_due(schedule: str | None, now: datetime, last_good: str | None, checked: datetime | None) -> bool:
     """True if the schedule fired since the variant was last published or checked.
 
     A report without a schedule is never due; one never published is always due.

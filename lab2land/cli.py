@@ -13,7 +13,6 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Optional
 
 # jsonschema (via nbformat) eagerly imports rfc3987_syntax, an optional checker for "iri" formats
 # that compiles ~35 parsers at import: ~0.8 s of every command (jsonschema #1428). No notebook
@@ -28,7 +27,14 @@ from rich.table import Table  # noqa: E402
 from . import __version__  # noqa: E402
 from .config import load_config  # noqa: E402
 from .errors import (  # noqa: E402
-    EXIT_ENVIRONMENT, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Lab2landError, ParameterError, UsageError,
+    EXIT_DEGRADED,
+    EXIT_ENVIRONMENT,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    Lab2landError,
+    ParameterError,
+    UsageError,
 )
 from .params import parse_assignments  # noqa: E402
 
@@ -46,7 +52,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     summary = build(config, reports=args.reports or None, overrides=parse_assignments(args.param),
                     jobs=args.jobs, force=args.force, due=args.due, reporter=reporter, wait_s=args.wait)
     reporter.summary(summary)
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    if summary.failed:
+        return EXIT_FAILED
+    return EXIT_DEGRADED if summary.degraded else EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -60,13 +68,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         table.add_column(column)
     for name, report in config.reports.items():
         versions = store.versions(name)
-        latest = latest_by_variant(versions)
+        latest = latest_by_variant(versions, report.promote_degraded)
         for key, _, params in report_variants(report):
             good = latest.get(key)
             newest = next((m for m in versions if m.get("variant") == key), None)
             shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "—"
             newest_text = "never built" if newest is None else f"{newest['version_id']} {newest['status']}"
-            style = "red" if newest and newest["status"] != "ok" else ""
+            style = {"failed": "red", "degraded": "yellow"}.get(newest["status"], "") if newest else ""
             table.add_row(escape(name), escape(shown), escape(good["version_id"] if good else "—"),
                           f"[{style}]{escape(newest_text)}[/]" if style else escape(newest_text))
     Console().print(table)
@@ -86,7 +94,8 @@ def cmd_new(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     written = new_project(folder, title=args.title)
     console = _console()
-    console.print(f"created {escape(str(folder))}/ with " + ", ".join(escape(str(p.relative_to(folder))) for p in written))
+    names = ", ".join(escape(str(p.relative_to(folder))) for p in written)
+    console.print(f"created {escape(str(folder))}/ with {names}")
     shown = escape(str(folder))
     console.print(f"next: cd {shown} && lab2land build, then open {shown}/reports/index.html (or `lab2land serve`)")
     return EXIT_OK
@@ -106,6 +115,70 @@ def cmd_restore(args: argparse.Namespace) -> int:
     for folder in result.missed:
         console.print(f"[yellow]warning:[/] could not download {escape(folder)}")
     return EXIT_OK
+
+
+def cmd_repair(args: argparse.Namespace) -> int:
+    from .repair import repair
+
+    config = load_config(args.project)
+    result = repair(config, wait_s=args.wait)
+    console = _console()
+    site = escape(str(config.output_dir))
+    if not result.had_catalog:
+        console.print(f"{site}: there was no catalog.json (or it was unreadable): wrote every page from the versions "
+                      "on disk")
+        return EXIT_OK
+    for entry in result.unlisted:
+        console.print(f"fixed {escape(entry)}: on disk but not in the catalog, now listed")
+    for entry in result.gone:
+        console.print(f"fixed {escape(entry)}: in the catalog but its folder is gone, no longer listed")
+    for entry in result.unconfigured:
+        console.print(f"fixed {escape(entry)}: in the catalog but its report is not in publish.toml, no longer listed")
+    for entry in result.latest:
+        console.print(f"fixed latest {escape(entry)}")
+    summary = f"{result.problems} problem(s) fixed" if result.problems else "nothing to fix"
+    console.print(f"{site}: {summary}; every page, latest page, versions.js and the catalog rewritten")
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    import json
+
+    from .diff import format_text, load
+    from .store import Store
+
+    config = load_config(args.project)
+    if args.report not in config.reports:
+        raise UsageError(f"unknown report {args.report!r} (valid: {', '.join(config.reports) or 'none defined'})")
+    store = Store(config.output_dir)
+    pairs = _diff_pairs(store.versions(args.report), args.old, args.new, args.variant)
+    diffs = [load(config.output_dir, args.report, old, new) for old, new in pairs]
+    if args.format == "json":
+        print(json.dumps([d.to_json() for d in diffs], indent=2, default=str))
+    else:
+        print("\n\n".join(format_text(d) for d in diffs) or f"{args.report}: fewer than two versions to compare")
+    return EXIT_OK
+
+
+def _diff_pairs(versions: list[dict], old: str | None, new: str | None,
+                variant: str | None) -> list[tuple[dict, dict]]:
+    """Which versions ``lab2land diff`` compares (see its --help)."""
+    by_id = {m["version_id"]: m for m in versions}
+    for given in (old, new):
+        if given and given not in by_id:
+            raise UsageError(f"unknown version {given!r} (the newest are: {', '.join(list(by_id)[:5]) or 'none'})")
+    if old and new:
+        return [(by_id[old], by_id[new])]
+    good = [m for m in versions if m.get("status") in ("ok", "degraded")]  # newest first
+    if old:
+        newer = next((m for m in good if m.get("variant") == by_id[old].get("variant")), None)
+        return [(by_id[old], newer)] if newer and newer is not by_id[old] else []
+    pairs = []
+    for key in dict.fromkeys(m.get("variant") for m in good):
+        line = [m for m in good if m.get("variant") == key]
+        if len(line) >= 2 and variant in (None, key):
+            pairs.append((line[1], line[0]))
+    return pairs
 
 
 def cmd_layout(args: argparse.Namespace) -> int:
@@ -195,6 +268,19 @@ def parser(prog: str = "lab2land") -> argparse.ArgumentParser:
     r.add_argument("url", help="where the site is deployed, e.g. https://org.github.io/project/")
     r.set_defaults(func=cmd_restore)
 
+    f = command("repair", "rewrite every page and the catalog from the versions on disk; say what was wrong")
+    f.add_argument("--wait", type=float, default=600, metavar="SECONDS",
+                   help="how long to wait for another publish of the same site (default: 600)")
+    f.set_defaults(func=cmd_repair)
+
+    c = command("diff", "what changed between two versions of a report: parameters, data, metrics, outputs")
+    c.add_argument("report")
+    c.add_argument("old", nargs="?", help="older version id (default: the one before the latest of each variant)")
+    c.add_argument("new", nargs="?", help="newer version id (default: the latest of OLD's variant)")
+    c.add_argument("--variant", default=None, help="only this variant (default: every variant)")
+    c.add_argument("--format", choices=("text", "json"), default="text")
+    c.set_defaults(func=cmd_diff)
+
     g = command("layout", "write grid metadata from grid:... cell tags")
     g.add_argument("notebook")
     g.add_argument("--check", action="store_true", help="only report what would change")
@@ -212,7 +298,7 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
-def main(argv: Optional[list[str]] = None, prog: Optional[str] = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Entry point of ``lab2land``, ``python -m lab2land`` and ``publish.py``.
 
     Every error lab2land names (:class:`~lab2land.errors.Lab2landError`) is printed as one line

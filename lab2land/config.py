@@ -12,7 +12,7 @@ import json
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -45,18 +45,18 @@ class SiteConfig(_Strict):
     title: str = Field("lab2land reports", description="Title shown on every page of the site.")
     description: str = Field("", description="One paragraph shown on the site's index page.")
     output: str = Field("reports", description="Folder (relative to the project) the site is written to.")
-    templates: Optional[str] = Field(
+    templates: str | None = Field(
         None, description="Folder of template overrides, searched before lab2land's own templates."
     )
     max_output_mb: float = Field(
         10, gt=0, description="Outputs larger than this many MB are cut short in the page (the notebook keeps all)."
     )
-    keep: Optional[int] = Field(
+    keep: int | None = Field(
         None, ge=1, description="Keep at most this many versions per report variant (None keeps all)."
     )
-    jobs: Optional[int] = Field(None, ge=1, description="Runs executed at once (default: CPU cores).")
+    jobs: int | None = Field(None, ge=1, description="Runs executed at once (default: CPU cores).")
     executor: str = Field("local", description="Where runs execute: 'local' processes or 'dask'.")
-    scheduler: Optional[str] = Field(
+    scheduler: str | None = Field(
         None, description="Dask scheduler address for executor = 'dask' (None starts a local cluster)."
     )
 
@@ -64,19 +64,19 @@ class SiteConfig(_Strict):
 class SourceConfig(_Strict):
     """A ``[sources.<name>]`` table: one data source that reports can read."""
 
-    path: Optional[str] = Field(None, description="A CSV/Parquet/JSON file or a folder, relative to the project.")
-    url: Optional[str] = Field(None, description="SQLAlchemy database URL for a SQL source.")
-    sql: Optional[str] = Field(None, description="Query whose result becomes the snapshot (with `url`).")
-    loader: Optional[str] = Field(None, description="Python script whose stdout or output file becomes the snapshot.")
+    path: str | None = Field(None, description="A CSV/Parquet/JSON file or a folder, relative to the project.")
+    url: str | None = Field(None, description="SQLAlchemy database URL for a SQL source.")
+    sql: str | None = Field(None, description="Query whose result becomes the snapshot (with `url`).")
+    loader: str | None = Field(None, description="Python script whose stdout or output file becomes the snapshot.")
     format: Literal["csv", "parquet", "json"] = Field(
         "csv", description="File format of SQL and loader snapshots."
     )
-    columns: Optional[dict[str, str]] = Field(
+    columns: dict[str, str] | None = Field(
         None, description="Expected columns and their pandas dtypes kinds (int, float, str, bool, datetime)."
     )
 
     @property
-    def kind(self) -> Optional[str]:
+    def kind(self) -> str | None:
         """Which loader reads this source: "path", "sql" or "loader" (None if not exactly one)."""
         given = {"path": bool(self.path), "sql": bool(self.url and self.sql), "loader": bool(self.loader)}
         kinds = [k for k, v in given.items() if v]
@@ -96,15 +96,15 @@ class ReportConfig(_Strict):
     notebook: str = Field(description="Path of the notebook, relative to the project.")
     title: str = Field(description="Title shown on the report's pages.")
     description: str = Field("", description="One paragraph shown on the index and history pages.")
-    parameters: Union[ParameterSet, list[ParameterSet]] = Field(
+    parameters: ParameterSet | list[ParameterSet] = Field(
         default_factory=dict,
         description="Parameter values, or a list of parameter sets (one version line per set).",
     )
     takes_parameters: bool = Field(
         True, description="False for a notebook without a `parameters` cell (otherwise an error)."
     )
-    kernel: Optional[str] = Field(None, description="Kernel to run with (default: the notebook's kernelspec).")
-    timeout: Optional[int] = Field(600, ge=1, description="Seconds one cell may run (None: no limit).")
+    kernel: str | None = Field(None, description="Kernel to run with (default: the notebook's kernelspec).")
+    timeout: int | None = Field(600, ge=1, description="Seconds one cell may run (None: no limit).")
     run_timeout: int = Field(1800, ge=1, description="Seconds the whole run may take, kernel start included.")
     tags: list[str] = Field(default_factory=list, description="Labels shown on the index page.")
     show_code: bool = Field(False, description="Show code cells in the published page.")
@@ -114,9 +114,31 @@ class ReportConfig(_Strict):
     dashboard: bool = Field(False, description="Serve this notebook as a live Voila dashboard too.")
     pool_size: int = Field(1, ge=0, le=16, description="Preheated kernels kept ready for the dashboard.")
     sources: list[str] = Field(default_factory=list, description="Names of `[sources]` the notebook reads.")
-    schedule: Optional[str] = Field(
+    schedule: str | None = Field(
         None, description="When `build --due` re-runs it: cron syntax, or 'hourly' / 'daily' / 'weekly'."
     )
+    checks: dict[str, str] = Field(
+        default_factory=dict,
+        description="Bounds on recorded metrics, e.g. { auc = \">= 0.9\" }; a breach publishes a degraded version.",
+    )
+    promote_degraded: bool = Field(
+        False, description="Let a degraded version become latest (with its banner) instead of the last one that passed."
+    )
+
+    @field_validator("checks")
+    @classmethod
+    def _valid_checks(cls, value):
+        from .checks import parse_rule
+
+        problems = []
+        for metric, rule in value.items():
+            try:
+                parse_rule(rule)
+            except ValueError as exc:
+                problems.append(f"{metric}: {exc}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
 
     @field_validator("parameters")
     @classmethod

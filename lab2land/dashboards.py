@@ -26,9 +26,9 @@ from papermill.parameterize import parameterize_notebook
 from lab2land import grid
 from lab2land.config import Config
 from lab2land.data import load_sources
+from lab2land.params import NotebookParam, ParameterError, resolve_parameters
 from lab2land.plan import plan_runs
 from lab2land.store import write_atomic
-from lab2land.params import NotebookParam, ParameterError, resolve_parameters
 
 log = logging.getLogger("lab2land.dashboards")
 DEFAULT_NAME = "index.ipynb"

@@ -20,10 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Optional
 
 from .config import Config, SourceConfig
 
@@ -43,7 +43,7 @@ class Snapshot:
     name: str
     path: str  # absolute path of the snapshot file or folder
     hash: str  # sha256 of the content
-    rows: Optional[int]
+    rows: int | None
     loaded: str  # ISO time
     kind: str
 
@@ -82,7 +82,7 @@ def read_frame(path: Path):
     return readers[_suffix(path)](path)
 
 
-def _count_rows(path: Path) -> Optional[int]:
+def _count_rows(path: Path) -> int | None:
     """Rows of a snapshot file, or None when the format does not say (folders, other JSON)."""
     if path.is_dir():
         return None
@@ -135,7 +135,7 @@ def _load_path(project: Path, name: str, source: SourceConfig, workdir: Path) ->
     return path
 
 
-def _sqlite_file(url) -> Optional[str]:
+def _sqlite_file(url) -> str | None:
     """The file a ``sqlite`` URL names, or None for in-memory and ``file:`` URI databases."""
     database = url.database or ""
     if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
@@ -236,7 +236,7 @@ def _write_frame(frame, out: Path, fmt: str) -> None:
         frame.to_json(out, orient="records", date_format="iso")
 
 
-def url_problem(url: str) -> Optional[str]:
+def url_problem(url: str) -> str | None:
     """Why ``url`` is not a database URL SQLAlchemy can read, or None if it is one."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -286,7 +286,7 @@ LOADERS: dict[str, Callable[[Path, str, SourceConfig, Path], Path]] = {
 }
 
 
-def _type_problem(series, kind: str) -> Optional[str]:
+def _type_problem(series, kind: str) -> str | None:
     """Why ``series`` does not hold values of the declared ``kind``, or None."""
     import pandas as pd
 
@@ -332,7 +332,7 @@ def load_source(project: Path, name: str, source: SourceConfig) -> Snapshot:
         check_columns(name, source, produced)
         target, digest = _store(project, name, produced, ext)
     return Snapshot(name, str(target), digest, _count_rows(target),
-                    datetime.now(timezone.utc).isoformat(timespec="seconds"), kind)
+                    datetime.now(UTC).isoformat(timespec="seconds"), kind)
 
 
 def load_sources(config: Config, names: set[str]) -> tuple[dict[str, Snapshot], dict[str, str]]:

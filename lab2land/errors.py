@@ -5,16 +5,17 @@ then exits with its ``exit_code``; no user ever sees a traceback for an error th
 (``--debug`` shows it). Library callers catch the class they care about.
 
 Exit codes: 0 success, 1 a run failed (the other reports still published), 2 bad input
-(configuration, parameters, command-line usage), 4 an environment problem (missing assets, a
+(configuration, parameters, command-line usage), 3 a run breached a check of its report (its
+version is published as ``degraded``), 4 an environment problem (missing assets, a
 site folder that cannot be written, a port in use, a site locked by another publish),
 130 interrupted.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Union
+from collections.abc import Iterable
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DEGRADED, EXIT_ENVIRONMENT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
 class Lab2landError(Exception):
@@ -26,7 +27,7 @@ class Lab2landError(Exception):
 
     exit_code = EXIT_USAGE
 
-    def __init__(self, problems: Union[str, Iterable[str]]):
+    def __init__(self, problems: str | Iterable[str]):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("\n".join(self.problems))
 

@@ -9,17 +9,20 @@ lets several failures through unmarked (timeouts and kernel death escape as raw 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import nbformat
 import psutil
@@ -27,7 +30,9 @@ import psutil
 START_RETRIES = 3  # kernel start-up races on small machines; cell failures are never retried
 # Parallel kernels would all write IPython's one history.sqlite (lock waits, "database is
 # locked"); a run needs no input history on disk. In-memory In/Out still work.
-KERNEL_ARGUMENTS = ["--HistoryManager.enabled=False"]
+# Each kernel first runs kernel_startup.py (by path: the kernel need not import lab2land).
+KERNEL_ARGUMENTS = ["--HistoryManager.enabled=False",
+                    f"--IPKernelApp.exec_files={[str(Path(__file__).with_name('kernel_startup.py'))]!r}"]
 
 
 @dataclass
@@ -40,8 +45,8 @@ class RunJob:
     notebook: str  # absolute path
     cwd: str
     parameters: dict[str, Any]
-    kernel: Optional[str] = None
-    cell_timeout: Optional[int] = 600
+    kernel: str | None = None
+    cell_timeout: int | None = 600
     run_timeout: int = 1800
 
 
@@ -51,7 +56,7 @@ class RunError:
 
     kind: str
     summary: str
-    cell_index: Optional[int] = None
+    cell_index: int | None = None
     ename: str = ""
     evalue: str = ""
 
@@ -76,8 +81,8 @@ class RunResult:
     started: str
     finished: str
     duration_s: float
-    notebook_json: Optional[str] = None  # the executed (possibly partial) notebook
-    error: Optional[RunError] = None
+    notebook_json: str | None = None  # the executed (possibly partial) notebook
+    error: RunError | None = None
     log_tail: str = ""
     attempts: int = 1
     extra: dict = field(default_factory=dict)
@@ -88,10 +93,10 @@ class RunResult:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _error_cell(nb: nbformat.NotebookNode) -> tuple[Optional[int], str, str]:
+def _error_cell(nb: nbformat.NotebookNode) -> tuple[int | None, str, str]:
     """Index, exception name and value of the first cell that raised, if any."""
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
@@ -100,11 +105,11 @@ def _error_cell(nb: nbformat.NotebookNode) -> tuple[Optional[int], str, str]:
     return None, "", ""
 
 
-def _cell_status(cell) -> Optional[str]:
+def _cell_status(cell) -> str | None:
     return cell.get("metadata", {}).get("papermill", {}).get("status")
 
 
-def check_complete(nb: nbformat.NotebookNode) -> Optional[RunError]:
+def check_complete(nb: nbformat.NotebookNode) -> RunError | None:
     """Catch what papermill reports as success but is not: a cell that raised ``SystemExit``
     (``sys.exit(0)`` mid-notebook) or code cells that never ran."""
     index, ename, evalue = _error_cell(nb)
@@ -119,7 +124,7 @@ def check_complete(nb: nbformat.NotebookNode) -> Optional[RunError]:
     return None
 
 
-def _running_cell(nb: Optional[nbformat.NotebookNode]) -> Optional[int]:
+def _running_cell(nb: nbformat.NotebookNode | None) -> int | None:
     """The cell that was running when the run stopped: marked running, else the last one started
     (papermill marks a timed-out cell "completed")."""
     if nb is None:
@@ -134,7 +139,7 @@ def _running_cell(nb: Optional[nbformat.NotebookNode]) -> Optional[int]:
     return started
 
 
-def where(nb: Optional[nbformat.NotebookNode], index: Optional[int]) -> str:
+def where(nb: nbformat.NotebookNode | None, index: int | None) -> str:
     """Name a cell so a person can find it: its position counted from 1 (as readers count, in
     the executed notebook) and its first line of code."""
     if index is None:
@@ -145,7 +150,7 @@ def where(nb: Optional[nbformat.NotebookNode], index: Optional[int]) -> str:
     return f"cell {index + 1} ({first[:60]!r})" if first else f"cell {index + 1}"
 
 
-def classify(exc: BaseException, nb: Optional[nbformat.NotebookNode], job: RunJob) -> RunError:
+def classify(exc: BaseException, nb: nbformat.NotebookNode | None, job: RunJob) -> RunError:
     """Turn an exception from papermill/nbclient into a RunError naming the cell and the cause."""
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -169,13 +174,13 @@ def classify(exc: BaseException, nb: Optional[nbformat.NotebookNode], job: RunJo
     return RunError("internal", f"{type(exc).__name__}: {exc}", _running_cell(nb), type(exc).__name__, str(exc))
 
 
-def _is_start_failure(exc: BaseException, nb: Optional[nbformat.NotebookNode]) -> bool:
+def _is_start_failure(exc: BaseException, nb: nbformat.NotebookNode | None) -> bool:
     # Only kernel start-up is retried: no cell may have run yet.
     started = nb is not None and any(_cell_status(c) not in (None, "pending") for c in nb.cells)
     return isinstance(exc, (RuntimeError, TimeoutError)) and not started
 
 
-def _read_nb(path: Path) -> Optional[nbformat.NotebookNode]:
+def _read_nb(path: Path) -> nbformat.NotebookNode | None:
     """The executed notebook without papermill's error banners (our pages show their own)."""
     try:
         nb = nbformat.read(str(path), as_version=4)
@@ -216,9 +221,15 @@ def execute(job: RunJob, output: Path) -> RunResult:
 
 # --- isolation: one child process per run -------------------------------------------------------
 
-def _child(job: RunJob, workdir: str) -> None:
-    """Entry point of the child process: run, then leave the result as JSON in ``workdir``."""
-    log = open(os.path.join(workdir, "log.txt"), "ab", buffering=0)
+def _child(job: RunJob, workdir: str, publisher: int | None = None) -> None:
+    """Entry point of the child process: run, then leave the result as JSON in ``workdir``.
+    ``publisher`` is the pid of the process that started the run: the run dies with it."""
+    if publisher is not None:
+        from .kernels import die_with
+
+        die_with(publisher)
+    os.environ.pop(SAFE_PATH, None)  # the kernel imports from the notebook's folder, as in Jupyter
+    log = open(os.path.join(workdir, "log.txt"), "ab", buffering=0)  # noqa: SIM115 - open until the process exits
     # The kernel inherits these descriptors: its warnings land in the run's log, not the terminal.
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
@@ -241,14 +252,12 @@ def kill_tree(pid: int, *, include_root: bool = True) -> None:
     except psutil.NoSuchProcess:
         return
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
     psutil.wait_procs(procs, timeout=5)
 
 
-def _load_result(job: RunJob, workdir: Path) -> Optional[RunResult]:
+def _load_result(job: RunJob, workdir: Path) -> RunResult | None:
     path = workdir / "result.json"
     if not path.is_file():
         return None
@@ -267,16 +276,33 @@ def _log_tail(workdir: Path, lines: int = 20) -> str:
 
 
 _FORKSERVER = None
+_FORKSERVER_LOCK = threading.Lock()
+# Python's "don't put the current folder on sys.path" switch (3.11+), for our own processes.
+SAFE_PATH = "PYTHONSAFEPATH"
 
 
 def _context():
     # A forkserver forks each run from a clean single-threaded process that has papermill
     # imported already: ~1 s faster per run than spawning, and safe in our threaded parent.
+    # Python starts it with `-c`, which puts the caller's current folder first on sys.path
+    # (and its `sys_path` argument is not applied before the preloads): a `concurrent.py` in
+    # the folder cron runs from would shadow the standard library in every run. PYTHONSAFEPATH
+    # keeps it off; the forked child drops the variable again before starting its kernel.
     global _FORKSERVER
-    if _FORKSERVER is None:
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["lab2land.execute", "papermill", "nbclient", "nbformat"])
-        _FORKSERVER = ctx
+    with _FORKSERVER_LOCK:
+        if _FORKSERVER is None:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["lab2land.execute", "papermill", "nbclient", "nbformat"])
+            previous = os.environ.get(SAFE_PATH)
+            os.environ[SAFE_PATH] = "1"
+            try:
+                multiprocessing.forkserver.ensure_running()
+            finally:
+                if previous is None:
+                    del os.environ[SAFE_PATH]
+                else:
+                    os.environ[SAFE_PATH] = previous
+            _FORKSERVER = ctx
     return _FORKSERVER
 
 
@@ -284,9 +310,11 @@ def _start_child(job: RunJob, workdir: Path, mode: str):
     if mode == "subprocess":  # for hosts (e.g. daemonic Dask workers) that may not fork children
         job_path = workdir / "job.json"
         job_path.write_text(json.dumps(asdict(job)), encoding="utf-8")
-        return subprocess.Popen([sys.executable, "-m", "lab2land.execute", str(job_path), str(workdir)],
+        # -P: not the worker's current folder first on sys.path (see _context)
+        return subprocess.Popen([sys.executable, "-P", "-m", "lab2land.execute", str(job_path), str(workdir),
+                                 str(os.getpid())],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proc = _context().Process(target=_child, args=(job, str(workdir)), name=f"lab2land-{job.version_id}")
+    proc = _context().Process(target=_child, args=(job, str(workdir), os.getpid()), name=f"lab2land-{job.version_id}")
     proc.start()
     return proc
 
@@ -341,9 +369,9 @@ def run_isolated(job: RunJob, *, mode: str = "fork") -> RunResult:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m lab2land.execute JOB_JSON WORKDIR``: the subprocess isolation mode."""
+    """``python -m lab2land.execute JOB_JSON WORKDIR [PUBLISHER_PID]``: the subprocess isolation mode."""
     job = RunJob(**json.loads(Path(argv[0]).read_text(encoding="utf-8")))
-    _child(job, argv[1])
+    _child(job, argv[1], int(argv[2]) if len(argv) > 2 else None)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ share the site's filesystem (they do need to see the project's notebooks and dat
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Callable, Iterable, Iterator, Optional, Protocol
+from typing import Protocol
 
 from .config import ConfigError
 from .execute import RunJob, RunResult, kill_tree, run_isolated
@@ -30,7 +31,7 @@ def register(name: str, factory: Callable[..., Executor]) -> None:
     _REGISTRY[name] = factory
 
 
-def get_executor(name: str, *, jobs: Optional[int] = None, scheduler: Optional[str] = None) -> Executor:
+def get_executor(name: str, *, jobs: int | None = None, scheduler: str | None = None) -> Executor:
     """Create the executor called ``name``; an unknown name lists the valid ones."""
     if name not in _REGISTRY:
         raise ConfigError([f"site.executor: unknown executor {name!r} (valid: {', '.join(sorted(_REGISTRY))})"])
@@ -40,7 +41,7 @@ def get_executor(name: str, *, jobs: Optional[int] = None, scheduler: Optional[s
 class LocalExecutor:
     """Runs on this machine, ``jobs`` at a time, each in its own child process."""
 
-    def __init__(self, jobs: int, scheduler: Optional[str] = None):
+    def __init__(self, jobs: int, scheduler: str | None = None):
         self.jobs = jobs
 
     def _one(self, job: RunJob, on_start: OnStart) -> RunResult:
@@ -70,7 +71,7 @@ class DaskExecutor:
     and the notebooks' kernels installed, and see the project folder at the same path.
     """
 
-    def __init__(self, jobs: int, scheduler: Optional[str] = None):
+    def __init__(self, jobs: int, scheduler: str | None = None):
         self.jobs, self.scheduler = jobs, scheduler
 
     def _client(self):

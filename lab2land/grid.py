@@ -10,8 +10,9 @@ reports with ``layout = "grid"``. A notebook laid out with voila-gridstack works
   ``width``, ``height`` (grid units, 0-based) and ``hidden``.
 
 Data scientists can instead tag a cell ``grid:col=1;row=1;w=6;h=4`` (1-based, like a spreadsheet)
-or ``grid:hidden`` (semicolons: nbformat forbids commas in tags); tags win over metadata, and ``publish.py layout`` writes them into the
-metadata. Cells without a position flow, full width and in order, below the laid-out ones.
+or ``grid:hidden`` (semicolons: nbformat forbids commas in tags); tags win over metadata, and
+``publish.py layout`` writes them into the metadata. Cells without a position flow, full width
+and in order, below the laid-out ones.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import nbformat
 
@@ -69,7 +70,7 @@ def _dashboards(metadata: Any) -> dict:
     return found if isinstance(found, dict) else {}
 
 
-def _view(metadata: Any) -> Optional[dict]:
+def _view(metadata: Any) -> dict | None:
     dashboards = _dashboards(metadata)
     views = dashboards.get("views")
     if not isinstance(views, dict):
@@ -82,7 +83,7 @@ def _view(metadata: Any) -> Optional[dict]:
     return None
 
 
-def _positive_int(value: Any) -> Optional[int]:
+def _positive_int(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     number = int(round(value))
@@ -140,7 +141,7 @@ def grid_tags(cell: dict) -> list[str]:
     return [t for t in tags if isinstance(t, str) and t.startswith(TAG_PREFIX)] if isinstance(tags, list) else []
 
 
-def cell_view(cell: dict) -> Optional[dict]:
+def cell_view(cell: dict) -> dict | None:
     """The cell's grid view: from its ``grid:`` tag if it has one, else from its metadata.
 
     Raises:
@@ -158,7 +159,7 @@ def _is_empty(cell: dict) -> bool:
     return not "".join(cell.get("source", "")).strip()
 
 
-def _hidden_reason(cell: dict, view: Optional[dict], drop_empty: bool) -> str:
+def _hidden_reason(cell: dict, view: dict | None, drop_empty: bool) -> str:
     tags = set(cell.get("metadata", {}).get("tags", []) or [])
     if tags & PARAMETER_TAGS:
         return "parameters"
@@ -171,7 +172,7 @@ def _hidden_reason(cell: dict, view: Optional[dict], drop_empty: bool) -> str:
     return ""
 
 
-def _clamp(view: dict, settings: GridSettings) -> Optional[tuple[int, int, int, int]]:
+def _clamp(view: dict, settings: GridSettings) -> tuple[int, int, int, int] | None:
     col, row = view.get("col"), view.get("row")
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (col, row)):
         return None  # voila-gridstack writes null col/row for cells it has not placed
@@ -193,7 +194,7 @@ def placements(nb: dict, *, drop_empty: bool = True) -> list[Placement]:
         drop_empty: Hide code cells without outputs and empty markdown cells.
     """
     settings = notebook_settings(nb)
-    shown: list[tuple[int, Optional[tuple[int, int, int, int]]]] = []
+    shown: list[tuple[int, tuple[int, int, int, int] | None]] = []
     result: dict[int, Placement] = {}
     for index, cell in enumerate(nb.get("cells", [])):
         try:
@@ -233,7 +234,7 @@ def annotate(nb: nbformat.NotebookNode, *, drop_empty: bool = True) -> nbformat.
     rows = max((p.row + p.height for p in places if p.shown and not p.flow), default=0)
     nb.metadata.setdefault("lab2land", nbformat.NotebookNode())["grid"] = nbformat.from_dict({
         "columns": settings.columns, "cell_height": settings.cell_height, "margin": settings.margin, "rows": rows})
-    for cell, place in zip(nb.cells, places):
+    for cell, place in zip(nb.cells, places, strict=False):
         grid = ({"hidden": True, "reason": place.reason} if not place.shown else
                 {"hidden": False, "col": place.col + 1, "row": place.row + 1, "width": place.width,
                  "height": place.height, "flow": place.flow, "order": place.order})
@@ -309,7 +310,8 @@ def grid_problems(nb: dict, name: str = "notebook") -> list[str]:
     places = [p for p in placements(nb, drop_empty=False) if p.shown and not p.flow]
     for i, a in enumerate(places):
         for b in places[i + 1:]:
-            if a.col < b.col + b.width and b.col < a.col + a.width and a.row < b.row + b.height and b.row < a.row + a.height:
+            overlap_x = a.col < b.col + b.width and b.col < a.col + a.width
+            if overlap_x and a.row < b.row + b.height and b.row < a.row + a.height:
                 problems.append(f"{name}: cells {a.index + 1} and {b.index + 1} overlap "
                                 f"({describe(_area(a))} and {describe(_area(b))})")
     return problems

@@ -5,19 +5,26 @@ that poll can miss its wake-up (nbclient issue #312): the reply sits in the sock
 cell's whole ``timeout`` expires, so a finished cell "takes" 600 s and a notebook without a
 timeout hangs for ever. Polling in short slices re-checks the socket every second, so a missed
 wake-up costs at most one slice.
+
+A run and its kernel also die with the publisher that started them (:func:`die_with`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 import time
 from queue import Empty
 
+import psutil
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Type, default
 
 SLICE_S = 1.0
+WATCH_S = 0.5  # how often a run checks that the process that started it is still alive
 
 
 class SlicedChannel(AsyncZMQSocketChannel):
@@ -46,3 +53,35 @@ class RunKernelManager(AsyncKernelManager):
     @default("client_factory")
     def _sliced_client(self):
         return SlicedKernelClient
+
+
+def _lives(process: psutil.Process | None) -> bool:
+    try:  # is_running() also tells a reused pid apart; a zombie is dead, only not yet reaped
+        return process is not None and process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def die_with(pid: int) -> None:
+    """Stop this process, its kernel first, as soon as process ``pid`` (the publisher) is gone.
+
+    A SIGKILLed publisher cleans nothing up, and a forked run's parent is the forkserver, which
+    lives on while any run does: without this a run would go on for up to its ``run_timeout``,
+    holding a kernel and writing to databases, for a build nobody waits for any more.
+    """
+    try:
+        publisher: psutil.Process | None = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        publisher = None
+
+    def watch() -> None:
+        while _lives(publisher):
+            time.sleep(WATCH_S)
+        children = psutil.Process().children(recursive=True)
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        psutil.wait_procs(children, timeout=5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="lab2land-watchdog", daemon=True).start()

@@ -107,7 +107,7 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
         raise ValueError(f"is JSON but not a notebook (expected nbformat 4; {type(exc).__name__}: {exc})") from None
 
 
-def notebook_parameters(path: Path) -> dict[str, NotebookParam] | None:
+def notebook_parameters(path: Path, nb: nbformat.NotebookNode | None = None) -> dict[str, NotebookParam] | None:
     """Parameters declared in the notebook's ``parameters`` cell; None if it has no such cell.
 
     Reads the cell's source only; no kernel is started.
@@ -116,7 +116,7 @@ def notebook_parameters(path: Path) -> dict[str, NotebookParam] | None:
         ParameterError: the parameters cell of a Python notebook is not valid Python.
         ValueError: the file is not a notebook (see :func:`read_notebook`).
     """
-    nb = read_notebook(path)
+    nb = read_notebook(path) if nb is None else nb
     index = next((i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])), None)
     if index is None:
         return None

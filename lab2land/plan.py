@@ -8,14 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import nbformat
 from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager
 
 from .config import Config, ConfigError, ReportConfig
+from .metrics import can_record
 from .params import (
-    RUN_ID, NotebookParam, ParameterError, notebook_parameters, read_notebook, resolve_parameters,
+    RUN_ID,
+    NotebookParam,
+    ParameterError,
+    notebook_parameters,
+    read_notebook,
+    resolve_parameters,
 )
 from .store import slug
 
@@ -57,18 +63,18 @@ def variant_names(sets: list[dict[str, Any]]) -> list[tuple[str, str]]:
 def report_variants(report: ReportConfig) -> list[tuple[str, str, dict[str, Any]]]:
     """(key, label, parameter set) of each of a report's version lines, in config order."""
     sets = report.parameter_sets()
-    return [(key, label, values) for (key, label), values in zip(variant_names(sets), sets)]
+    return [(key, label, values) for (key, label), values in zip(variant_names(sets), sets, strict=False)]
 
 
 def _installed_kernels() -> dict[str, str]:
     return KernelSpecManager().find_kernel_specs()
 
 
-def _kernel(name: str, report: ReportConfig, path: Path, installed: dict[str, str], problems: list[str]) -> str:
+def _kernel(name: str, report: ReportConfig, nb: nbformat.NotebookNode, installed: dict[str, str],
+            problems: list[str]) -> str:
     if report.kernel:
         kernel, where = report.kernel, f"reports.{name}.kernel: kernel {report.kernel!r}"
     else:
-        nb = read_notebook(path)
         kernel = nb.metadata.get("kernelspec", {}).get("name", "python3")
         where = f"reports.{name}: kernel {kernel!r} (from {report.notebook}'s metadata)"
     if kernel == "python" and "python" not in installed:
@@ -93,8 +99,8 @@ def _source_problems(cfg_name: str, name: str, report: ReportConfig, declared: d
     return problems
 
 
-def plan_runs(config: Config, selected: Optional[list[str]] = None,
-              overrides: Optional[dict[str, str]] = None) -> list[Run]:
+def plan_runs(config: Config, selected: list[str] | None = None,
+              overrides: dict[str, str] | None = None) -> list[Run]:
     """The runs of a build, in config order.
 
     Args:
@@ -117,12 +123,17 @@ def plan_runs(config: Config, selected: Optional[list[str]] = None,
     for name in (n for n in names if n in config.reports):
         report, path = config.reports[name], config.notebook_path(name)
         try:
-            declared = notebook_parameters(path)
+            nb = read_notebook(path)
+            declared = notebook_parameters(path, nb)
         except (ParameterError, nbformat.ValidationError, ValueError) as exc:
             problems.extend(getattr(exc, "problems", [f"{cfg_name}: reports.{name}.notebook: {report.notebook} "
                                                       f"is not a notebook: it {exc}"]))
             continue
-        kernel = _kernel(name, report, path, installed, problems)
+        kernel = _kernel(name, report, nb, installed, problems)
+        if report.checks and not can_record(c.source for c in nb.cells if c.cell_type == "code"):
+            problems.append(f"{cfg_name}: reports.{name}.checks: notebook {report.notebook} records no metrics "
+                            "(no `record(...)` or scrapbook `glue(...)` call), so every check would fail; add "
+                            "`from lab2land import record` and `record(\"name\", value)` to it")
         problems.extend(_source_problems(cfg_name, name, report, declared or {}))
         variants = report_variants(report)
         for index, (key, label, values) in enumerate(variants):

@@ -12,10 +12,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from .build import BuildSummary, Reporter
-from .publisher import Outcome
 from .plan import Run
+from .publisher import Outcome
 
-_STYLE = {"ok": "green", "failed": "bold red", "unchanged": "dim"}
+_STYLE = {"ok": "green", "degraded": "bold yellow", "failed": "bold red", "unchanged": "dim"}
+_MARK = {"ok": "[green]✓[/]", "degraded": "[yellow]![/]", "failed": "[red]✗[/]", "unchanged": "[dim]=[/]"}
 
 
 class ConsoleReporter(Reporter):
@@ -36,7 +37,7 @@ class ConsoleReporter(Reporter):
 
     def finished(self, outcome: Outcome) -> None:
         self.done += 1
-        mark = {"ok": "[green]✓[/]", "failed": "[red]✗[/]", "unchanged": "[dim]=[/]"}[outcome.status]
+        mark = _MARK[outcome.status]
         tail = f" — {escape(outcome.summary)}" if outcome.summary else ""
         self.console.print(f"  {mark} \\[{self.done}/{self.total}] {escape(outcome.run.name)} {outcome.status} "
                            f"({outcome.duration_s:.1f} s){tail}")
@@ -49,7 +50,10 @@ class ConsoleReporter(Reporter):
             table.add_row(escape(o.run.report), escape(o.run.label or "—"), f"[{_STYLE[o.status]}]{o.status}[/]",
                           o.version_id or "—", f"{o.duration_s:.1f} s")
         self.console.print(table)
-        failed = len(summary.failed)
+        failed, degraded = len(summary.failed), len(summary.degraded)
         elapsed = time.monotonic() - self.clock
-        verdict = f"[red]{failed} failed[/]" if failed else "[green]all good[/]"
-        self.console.print(f"{len(summary.outcomes)} run(s) in {elapsed:.1f} s: {verdict}. Site: {escape(str(summary.site_dir))}")
+        verdict = ", ".join(filter(None, [f"[red]{failed} failed[/]" if failed else "",
+                                          f"[yellow]{degraded} degraded[/] (breached checks; not latest unless "
+                                          "promote_degraded)" if degraded else ""])) or "[green]all good[/]"
+        site = escape(str(summary.site_dir))
+        self.console.print(f"{len(summary.outcomes)} run(s) in {elapsed:.1f} s: {verdict}. Site: {site}")

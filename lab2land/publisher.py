@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
 
 from . import __version__
+from .checks import evaluate
 from .config import Config
 from .data import Snapshot
+from .diff import diff_versions, published_notebook
 from .execute import RunResult
+from .metrics import extract
 from .outputs import cap_outputs
 from .plan import Run
 from .site import dashboard_path
@@ -29,8 +32,8 @@ class Outcome:
     """What became of one run."""
 
     run: Run
-    status: str  # "ok", "failed" or "unchanged"
-    version_id: Optional[str] = None
+    status: str  # "ok", "degraded", "failed" or "unchanged"
+    version_id: str | None = None
     duration_s: float = 0.0
     summary: str = ""
 
@@ -39,14 +42,12 @@ def package_versions() -> dict[str, str]:
     """Versions of the stack a version was built with (recorded in every manifest)."""
     found = {"python": platform.python_version(), "lab2land": __version__}
     for name in STACK:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
     return found
 
 
-def template_dirs(config: Config) -> Optional[list[Path]]:
+def template_dirs(config: Config) -> list[Path] | None:
     """Project template overrides, searched before lab2land's own templates."""
     return [config.project_dir / config.site.templates] if config.site.templates else None
 
@@ -60,7 +61,7 @@ class Prepared:
     snapshots: list[Snapshot]
     key: str
     notebook_sha256: str
-    source_error: Optional[str] = None
+    source_error: str | None = None
 
 
 class Publisher:
@@ -70,6 +71,7 @@ class Publisher:
         self.config, self.store = config, store
         self.packages = package_versions()
         self.templates = template_dirs(config)
+        self.versions: dict[str, list[dict]] = {}
         # Longest first, so that a project inside the home folder shows as "<project>".
         folders = {str(config.project_dir): "<project>", sys.prefix: "<python>", sys.base_prefix: "<python>",
                    str(Path.home()): "~"}
@@ -89,6 +91,47 @@ class Publisher:
             "packages": self.packages, "lab2land_version": __version__,
             "sources": [s.record(self.config.project_dir) for s in prep.snapshots], "cache_key": prep.key,
         }
+
+    def _published(self, report: str) -> list[dict]:
+        """The report's versions, newest first: read once per build, then kept up to date."""
+        if report not in self.versions:
+            self.versions[report] = self.store.versions(report)
+        return self.versions[report]
+
+    def _changes(self, run: Run, manifest: dict, nb) -> dict[str, str]:
+        """``changes.html``: what changed since the variant's previous complete version (none
+        for a failed run, whose outputs stop early, or for a variant's first version)."""
+        from .render import render_site_page
+
+        previous = next((m for m in self._published(run.report)
+                         if m.get("variant") == run.variant and m.get("status") in ("ok", "degraded")), None)
+        if previous is None or manifest["status"] == "failed":
+            return {}
+        found = diff_versions(run.report, previous, manifest,
+                              published_notebook(self.config.output_dir, run.report, previous), nb)
+        manifest["previous"] = previous["version_id"]
+        manifest["changes"] = {"parameters": len(found.parameters), "data": len(found.snapshots),
+                               "metrics": len(found.metrics), "outputs": len(found.cells)}
+        report = self.config.reports[run.report]
+        page = render_site_page("changes.html.j2", {
+            "site": {"title": self.config.site.title}, "generated": manifest["finished"], "assets": "../../assets/",
+            "site_url": "../../index.html", "history_url": "../index.html",
+            "previous_url": f"../{previous['path']}/index.html", "report": {"title": report.title},
+            "diff": found,
+        }, template_dirs=self.templates)
+        return {"changes.html": page}
+
+    @staticmethod
+    def _judge(manifest: dict, nb, report) -> None:
+        """Record the run's metrics in the manifest and check them: a run that breaches a check
+        of its report becomes ``degraded``."""
+        metrics = extract(nb.cells)
+        manifest["metrics"] = {name: m.to_json() for name, m in metrics.items()}
+        manifest["breaches"] = []
+        if manifest["status"] == "ok" and report.checks:
+            manifest["breaches"] = [b.to_json() for b in evaluate(report.checks, metrics)]
+            if manifest["breaches"]:
+                manifest["status"] = "degraded"
 
     def _public(self, value):
         """``value`` as readers may see it: no folder of the build machine (the project, the
@@ -116,14 +159,17 @@ class Publisher:
             "version": {"id": manifest["version_id"], "variant": run.variant, "variant_label": run.label,
                         "status": manifest["status"], "parameters": run.parameters, "created": manifest["created"],
                         "duration_s": manifest["duration_s"], "error": manifest["error"],
-                        "data_taken": min((s["loaded"] for s in manifest["sources"]), default=None)},
+                        "data_taken": min((s["loaded"] for s in manifest["sources"]), default=None),
+                        "metrics": manifest.get("metrics", {}), "breaches": manifest.get("breaches", []),
+                        "promoted": report.promote_degraded},
             "provenance": {"notebook": report.notebook, "notebook_sha256": manifest["notebook_sha256"],
                            "kernel": run.kernel, "lab2land_version": __version__, "sources": manifest["sources"],
                            "packages": self.packages},
             "links": {"site": "../../index.html", "history": "../index.html",
                       "latest": f"../latest/{run.variant}.html", "notebook": run.notebook.name,
                       "dashboard": f"../../{dashboard_path(run.report)}" if report.dashboard else None,
-                      "versions_js": "../versions.js"},
+                      "versions_js": "../versions.js",
+                      "changes": "changes.html" if manifest.get("previous") else None},
             "assets": "../../assets/",
         }
 
@@ -137,6 +183,8 @@ class Publisher:
         manifest = self.manifest(prep, result)
         nb = nbformat.reads(result.notebook_json, as_version=4) if result.notebook_json else nbformat.v4.new_notebook()
         report = self.config.reports[run.report]
+        self._judge(manifest, nb, report)
+        changes = self._changes(run, manifest, nb)
         shown = cap_outputs(nb, self.config.site.max_output_mb)
         try:
             page = render_version(shown, self.page_context(run, manifest), show_code=report.show_code,
@@ -147,8 +195,9 @@ class Publisher:
                                  "cell_index": None, "ename": type(exc).__name__, "evalue": str(exc)}
             page = render_version(nbformat.v4.new_notebook(), self.page_context(run, manifest),
                                   template_dirs=self.templates)
-        files = {"index.html": page, run.notebook.name: nbformat.writes(nb)}
+        files = {"index.html": page, run.notebook.name: nbformat.writes(nb), **changes}
         self.keep_log(run, manifest["version_id"], result)
         self.store.commit_version(run.report, manifest["version_id"], files, manifest)
-        summary = (manifest["error"] or {}).get("summary", "")
+        self._published(run.report).insert(0, {**manifest, "path": manifest["version_id"]})
+        summary = (manifest["error"] or {}).get("summary", "") or "; ".join(b["message"] for b in manifest["breaches"])
         return Outcome(run, manifest["status"], manifest["version_id"], result.duration_s, summary)

@@ -25,7 +25,7 @@ from lab2land import grid, sanitize
 from lab2land.templating import TEMPLATES_DIR
 
 LAYOUTS = ("flow", "grid")
-SITE_TEMPLATES = ("index.html.j2", "history.html.j2")
+SITE_TEMPLATES = ("index.html.j2", "history.html.j2", "changes.html.j2")
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
@@ -297,6 +297,7 @@ def _site_environment(dirs: tuple[str, ...]) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals["csp"] = _csp(widgets=False)
+    env.filters["l2l_json"] = sanitize.json_for_script  # data blocks (trend charts)
     return env
 
 

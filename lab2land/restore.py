@@ -57,7 +57,8 @@ def restore(base_url: str, site_dir: Path) -> Restored | None:
     except urllib.error.URLError as exc:
         raise EnvironmentProblem(f"restore: cannot reach {base}: {exc.reason}") from None
     except ValueError:
-        raise EnvironmentProblem(f"restore: {base}catalog.json is not JSON: is a lab2land site deployed there?") from None
+        raise EnvironmentProblem(f"restore: {base}catalog.json is not JSON: is a lab2land site deployed "
+                                 "there?") from None
     result = Restored()
     for folder, notebook in _version_folders(catalog):
         target = site_dir / folder

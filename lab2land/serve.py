@@ -14,6 +14,7 @@ contents and terminals APIs along. Sources are stripped and tracebacks are not s
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -30,11 +31,17 @@ from voila.paths import collect_static_paths, collect_template_paths
 from lab2land import dashboards as dash
 from lab2land.config import Config
 from lab2land.errors import ServeError
-from lab2land.templating import TEMPLATES_DIR
 from lab2land.serve_handlers import (
-    DashboardHandler, DashboardKernelManager, KernelChannelsHandler, LabExtensionsHandler, SanitizingConnection,
-    SiteHandler, TemplateAssetsHandler, TrailingSlashHandler,
+    DashboardHandler,
+    DashboardKernelManager,
+    KernelChannelsHandler,
+    LabExtensionsHandler,
+    SanitizingConnection,
+    SiteHandler,
+    TemplateAssetsHandler,
+    TrailingSlashHandler,
 )
+from lab2land.templating import TEMPLATES_DIR
 
 GRID_TEMPLATE_DIR = TEMPLATES_DIR / "grid"
 # Our template's index.html.j2 comes first on the template path; it is registered under the
@@ -134,16 +141,12 @@ def _reap(processes: list[psutil.Process], timeout: float = 5.0) -> None:
     """Make sure kernels that did not exit on shutdown_all (e.g. still starting) are gone."""
     alive = [p for p in processes if p.is_running()]
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
     _gone, alive = psutil.wait_procs(alive, timeout=timeout)
     for proc in alive:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.kill()
-        except psutil.NoSuchProcess:
-            pass
 
 
 def _voila_config(dashboards: dict[str, dash.Dashboard], runtime_dir: Path, host: str, port: int,

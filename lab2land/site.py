@@ -3,23 +3,79 @@
 
 Everything here is derived from the manifests on disk, so it can always be rebuilt and can never
 disagree with what is published. Every file is replaced atomically; the catalog and the index are
-written last, so they only ever name versions that are already in place.
+written last, so they only ever name versions that are already in place. :func:`site_key` tells
+whether the pages on disk are still current: a build records it after writing them, and any
+version folder that appears or goes (a publish killed between its commits and the site write, a
+prune, a restore) changes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
-from datetime import datetime, timezone
+import os
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
 from . import __version__
 from .config import Config
 from .plan import report_variants
-from .store import Store, latest_by_variant, write_atomic
+from .store import MANIFEST, VERSION_RE, Store, latest_by_variant, write_atomic
+from .templating import template_fingerprint
+from .trends import headline, trend_figures
 
-CATALOG_SCHEMA = 1
+CATALOG_SCHEMA = 2  # 2: versions carry metrics and breaches; status may be "degraded"
+# store.write_atomic's temporary files (".<name>.<8 hex>.tmp"), left behind when a publish is
+# killed in the middle of writing a page, an asset or the state.
+TEMPORARY_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+
+
+def version_listing(store: Store, reports: Iterable[str]) -> dict[str, list[str]]:
+    """Each report's published version folders, by name: what the pages have to list.
+
+    Version folders are immutable, so their names are enough to tell whether the pages are
+    current (one ``scandir`` per report and a ``stat`` per version, no manifest read). A folder
+    counts once its manifest is in: ``restore`` writes it last, so a half-restored folder turns
+    into a version later.
+    """
+    listing = {}
+    for report in sorted(reports):
+        try:
+            with os.scandir(store.report_dir(report)) as entries:
+                names = [e.name for e in entries if VERSION_RE.match(e.name) and os.path.isfile(
+                    os.path.join(e.path, MANIFEST))]
+        except OSError:  # never published
+            names = []
+        listing[report] = sorted(names)
+    return listing
+
+
+def site_key(config: Config, store: Store, template_dirs: list[Path] | None = None) -> str:
+    """sha256 of what the site pages are made of: the config, the templates and the versions on disk."""
+    payload = json.dumps({"config": config.model_dump_json(), "templates": template_fingerprint(template_dirs),
+                          "versions": version_listing(store, config.reports)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def remove_temporaries(site_dir: Path, reports: Iterable[str], *more: Path) -> list[Path]:
+    """Delete the temporaries of atomic writes that a killed publish left in the site's folders
+    (and in ``more``); call it only while holding the publish lock, when no write is in flight."""
+    folders = [site_dir, *more, *(Path(top) for top, _, _ in os.walk(site_dir / "assets"))]
+    folders += [folder for r in reports for folder in (site_dir / r, site_dir / r / "latest")]
+    removed = []
+    for folder in folders:
+        try:
+            with os.scandir(folder) as entries:
+                stale = [Path(e.path) for e in entries if TEMPORARY_RE.match(e.name) and e.is_file()]
+        except OSError:
+            continue
+        for path in stale:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def dashboard_path(report: str) -> str:
@@ -32,13 +88,16 @@ def _variant_entries(versions: list[dict], latest: dict[str, dict], variants: li
     entries = []
     for key, label, parameters in variants:
         good = latest.get(key)
-        newest = next((m for m in versions if m.get("variant") == key), None)
-        failure = newest if newest and newest.get("status") != "ok" else None
+        line = [m for m in versions if m.get("variant") == key]
+        newest = line[0] if line else None
+        # The newest run, when it is not what readers see: failed, or degraded and not promoted.
+        failure = newest if newest and newest is not good and newest.get("status") != "ok" else None
         entries.append({
             "key": key, "label": label, "parameters": parameters,
             "latest_url": f"{prefix}latest/{key}.html" if good else None,
             "latest": _version_entry(good, prefix) if good else None,
             "last_failure": _version_entry(failure, prefix) if failure else None,
+            "metrics": headline(line, good),
         })
     return entries
 
@@ -51,7 +110,9 @@ def _version_entry(manifest: dict, prefix: str, latest_ids: frozenset = frozense
         "parameters": manifest.get("parameters", {}), "created": manifest.get("created"),
         "duration_s": manifest.get("duration_s"), "url": f"{prefix}{manifest['path']}/index.html",
         "notebook_url": f"{prefix}{manifest['path']}/{manifest.get('executed_notebook', '')}",
-        "summary": error.get("summary", ""), "is_latest": manifest["version_id"] in latest_ids,
+        "summary": error.get("summary", "") or "; ".join(b.get("message", "") for b in manifest.get("breaches", [])),
+        "is_latest": manifest["version_id"] in latest_ids,
+        "changes_url": f"{prefix}{manifest['path']}/changes.html" if manifest.get("previous") else None,
     }
 
 
@@ -66,12 +127,12 @@ def _redirect_page(target: str, title: str) -> str:
 class SiteWriter:
     """Writes the site pages of a config from the versions in its store."""
 
-    def __init__(self, config: Config, template_dirs: Optional[list[Path]] = None):
+    def __init__(self, config: Config, template_dirs: list[Path] | None = None):
         self.config = config
         self.store = Store(config.output_dir)
         self.variants = {name: report_variants(report) for name, report in config.reports.items()}
         self.template_dirs = template_dirs
-        self.generated = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.generated = datetime.now(UTC).isoformat(timespec="seconds")
 
     def _site(self) -> dict:
         return {"title": self.config.site.title, "description": self.config.site.description}
@@ -85,7 +146,7 @@ class SiteWriter:
         index_reports = []
         for name, report in self.config.reports.items():
             versions = self.store.versions(name)
-            latest = latest_by_variant(versions)
+            latest = latest_by_variant(versions, report.promote_degraded)
             self._write_report(name, versions, latest)
             catalog["reports"][name] = self._catalog_entry(name, versions, latest)
             index_reports.append({
@@ -124,6 +185,7 @@ class SiteWriter:
                        "dashboard_url": f"../{dashboard_path(name)}" if report.dashboard else None},
             "variants": _variant_entries(versions, latest, self.variants[name], ""),
             "versions": [_version_entry(m, "", latest_ids) for m in versions],
+            "trends": trend_figures(versions, self.variants[name]),
         }, template_dirs=self.template_dirs))
 
     def _catalog_entry(self, name: str, versions: list[dict], latest: dict[str, dict]) -> dict:
@@ -142,5 +204,7 @@ class SiteWriter:
                 "duration_s": m.get("duration_s"), "path": f"{name}/{m['path']}/index.html",
                 "notebook": f"{name}/{m['path']}/{m.get('executed_notebook', '')}",
                 "error": (m.get("error") or {}).get("summary"),
+                "metrics": {k: v.get("value") for k, v in (m.get("metrics") or {}).items()},
+                "breaches": [b.get("message") for b in m.get("breaches") or []],
             } for m in versions],
         }

@@ -14,10 +14,10 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator, Optional
 
 from filelock import FileLock, Timeout
 
@@ -27,7 +27,7 @@ MANIFEST = "manifest.json"
 STAGING = ".staging"
 LOCK = ".publish.lock"
 LOCK_WAIT_S = 600  # how long a publish waits for another one of the same site
-MANIFEST_SCHEMA = 1
+MANIFEST_SCHEMA = 2  # 2: metrics, breaches and the degraded status (1 still reads)
 VERSION_RE = re.compile(r"^\d{8}T\d{6}Z(-[a-z0-9][a-z0-9-]*)?$")
 # A file or folder name that stays where it is put: no separators, no dot-names, no "..".
 SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -64,7 +64,7 @@ def slug(text: str, max_length: int = 40) -> str:
 
 def version_stamp(when: datetime) -> str:
     """The time part of a version id: sorts by time and reads well in a URL."""
-    return when.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 class Store:
@@ -120,7 +120,7 @@ class Store:
             raise ValueError(f"{name!r}: not a safe file name inside {folder} (letters, digits, '.', '-', '_')")
         return folder / name
 
-    def allocate_id(self, report: str, stamp: str, variant: Optional[str]) -> str:
+    def allocate_id(self, report: str, stamp: str, variant: str | None) -> str:
         """A version id not yet used by ``report``: ``<stamp>[-<variant>][-<n>]``."""
         base = f"{stamp}-{variant}" if variant else stamp
         candidate, n = base, 2
@@ -178,9 +178,10 @@ class Store:
         for manifest in self.versions(report):
             by_variant.setdefault(manifest.get("variant", ""), []).append(manifest)
         for versions in by_variant.values():
-            good = next((m for m in versions if m.get("status") == "ok"), None)
+            # Whichever rule the report uses, its latest version stays.
+            latest = {id(m) for rule in (False, True) for m in latest_by_variant(versions, rule).values()}
             for manifest in versions[keep:]:
-                if manifest is good:
+                if id(manifest) in latest:
                     continue
                 trash = self.new_staging()
                 os.replace(self.report_dir(report) / manifest["path"], trash / "old")
@@ -189,10 +190,12 @@ class Store:
         return removed
 
 
-def latest_by_variant(versions: list[dict]) -> dict[str, dict]:
-    """For each variant, the newest good version (failed versions never become latest)."""
+def latest_by_variant(versions: list[dict], promote_degraded: bool = False) -> dict[str, dict]:
+    """For each variant, the newest version readers should see: the newest that passed (``ok``),
+    or with ``promote_degraded`` also one that breached a check. Failed versions never are."""
+    eligible = ("ok", "degraded") if promote_degraded else ("ok",)
     latest: dict[str, dict] = {}
     for manifest in versions:  # newest first
-        if manifest.get("status") == "ok":
+        if manifest.get("status") in eligible:
             latest.setdefault(manifest.get("variant", ""), manifest)
     return latest

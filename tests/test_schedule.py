@@ -12,7 +12,7 @@ import re
 import shutil
 import subprocess
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from lab2land.cache import ALIASES, STATE, cron_expression, is_due, last_due, sc
 from lab2land.config import ConfigError, ReportConfig, SourceConfig, load_config
 from lab2land.store import MANIFEST, Store
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def at(text: str) -> datetime:

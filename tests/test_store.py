@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from lab2land.store import STAGING, PublishLocked, Store, latest_by_variant, slug, write_atomic
+from lab2land.store import MANIFEST_SCHEMA, STAGING, PublishLocked, Store, latest_by_variant, slug, write_atomic
 
 
 def commit(store: Store, version_id: str, status: str = "ok", variant: str = "default", created: str = "") -> None:
@@ -21,7 +21,7 @@ def test_commit_is_atomic_and_never_replaces_a_version(tmp_path):
     commit(store, "20260101T000000Z")
     folder = tmp_path / "r" / "20260101T000000Z"
     assert sorted(p.name for p in folder.iterdir()) == ["index.html", "manifest.json", "nb.ipynb"]
-    assert json.loads((folder / "manifest.json").read_text())["schema"] == 1
+    assert json.loads((folder / "manifest.json").read_text())["schema"] == MANIFEST_SCHEMA == 2
     with pytest.raises(FileExistsError, match="never replaced"):
         commit(store, "20260101T000000Z", status="failed")
     assert json.loads((folder / "manifest.json").read_text())["status"] == "ok"

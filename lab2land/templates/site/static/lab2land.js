@@ -44,6 +44,13 @@
         });
         delete config.plotlyServerURL;
         window.Plotly.newPlot(target, fig.data || [], fig.layout || {}, config);
+        if (target.dataset.l2lClick === "open" && target.on) {
+          // Trend charts: a point's customdata is its version page, relative to this page.
+          target.on("plotly_click", function (event) {
+            var url = event.points && event.points[0] && event.points[0].customdata;
+            if (isRelative(url)) window.location.href = url;
+          });
+        }
       } catch (err) {
         target.textContent = "This chart could not be drawn: " + err;
       }
