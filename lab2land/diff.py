@@ -330,7 +330,10 @@ def load(site_dir: Path, report: str, old: dict, new: dict) -> VersionDiff:
 
 
 def _shown(value: Any) -> str:
-    return "—" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+    if value is None:
+        return "—"
+    text = str(value)
+    return f"{value:.6g}" if isinstance(value, float) and len(text) > 12 else text
 
 
 def format_text(diff: VersionDiff) -> str:

@@ -26,6 +26,7 @@ MIMETYPE = "application/vnd.lab2land.metric+json"
 # scrapbook (papermill's record/read successor): display data {"name", "data", "encoder", "version"}
 SCRAPBOOK_MIMETYPES = ("application/scrapbook.scrap.json+json", "application/scrapbook.scrap.text+json")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+CURRENCIES = ("$", "€", "£", "¥")  # written before the number
 MAX_TEXT = 200  # a string metric is a short label ("champion", "v2"), not a document
 
 Value = bool | int | float | str
@@ -50,6 +51,8 @@ class Metric:
     def shown(self) -> str:
         """``0.912`` → ``"0.912"``, with the unit: what a page or the CLI prints."""
         text = f"{self.value:.4g}" if isinstance(self.value, float) else str(self.value)
+        if self.unit in CURRENCIES:
+            return f"{self.unit}{text}"
         if not self.unit:
             return text
         return f"{text}{self.unit}" if self.unit == "%" else f"{text} {self.unit}"

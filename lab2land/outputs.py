@@ -10,6 +10,8 @@ import copy
 
 import nbformat
 
+from .metrics import SCRAPBOOK_MIMETYPES
+
 NOTE = ("… output truncated: {shown} of {size} shown (the page shows at most {cap} per output; "
         "the executed notebook beside this page has all of it)")
 
@@ -22,6 +24,21 @@ def _size(output: dict) -> int:
 
 def _mb(chars: int) -> str:
     return f"{chars / 1e6:.1f} MB" if chars >= 100_000 else f"{chars / 1e3:.0f} KB"
+
+
+def without_scraps(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """``nb`` without scrapbook's data-only outputs (``sb.glue`` without ``display=True``): they
+    carry metrics for the manifest, and nothing a page could show."""
+    def scrap(output: dict) -> bool:
+        data = output.get("data") or {}
+        return bool(data) and all(k in SCRAPBOOK_MIMETYPES for k in data)
+    if not any(scrap(o) for c in nb.cells for o in c.get("outputs", [])):
+        return nb
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in cell["outputs"] if not scrap(o)]
+    return nb
 
 
 def cap_outputs(nb: nbformat.NotebookNode, max_mb: float) -> nbformat.NotebookNode:

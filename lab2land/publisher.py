@@ -16,7 +16,7 @@ from .data import Snapshot
 from .diff import diff_versions, published_notebook
 from .execute import RunResult
 from .metrics import extract
-from .outputs import cap_outputs
+from .outputs import cap_outputs, without_scraps
 from .plan import Run
 from .site import dashboard_path
 from .store import Store, write_atomic
@@ -185,7 +185,7 @@ class Publisher:
         report = self.config.reports[run.report]
         self._judge(manifest, nb, report)
         changes = self._changes(run, manifest, nb)
-        shown = cap_outputs(nb, self.config.site.max_output_mb)
+        shown = cap_outputs(without_scraps(nb), self.config.site.max_output_mb)
         try:
             page = render_version(shown, self.page_context(run, manifest), show_code=report.show_code,
                                   layout=report.layout, template_dirs=self.templates)

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import jinja2
+import markupsafe
 import nbformat
 from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
@@ -297,7 +298,8 @@ def _site_environment(dirs: tuple[str, ...]) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.globals["csp"] = _csp(widgets=False)
-    env.filters["l2l_json"] = sanitize.json_for_script  # data blocks (trend charts)
+    # Data blocks (trend charts): already safe inside <script>, so not escaped again as HTML.
+    env.filters["l2l_json"] = lambda value: markupsafe.Markup(sanitize.json_for_script(value))
     return env
 
 

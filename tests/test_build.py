@@ -48,13 +48,14 @@ def test_index_lists_every_report_with_its_latest_version(demo_site):
 
 def test_catalog_describes_reports_versions_and_latest(demo_site):
     catalog = json.loads((demo_site / "catalog.json").read_text())
-    assert catalog["schema"] == 1 and set(catalog["reports"]) == {"lead_scoring", "kpi", "fraud"}
+    assert catalog["schema"] == 2 and set(catalog["reports"]) == {"lead_scoring", "kpi", "fraud"}
     kpi = catalog["reports"]["kpi"]
     assert set(kpi["variants"]) == {"north", "south"}
     assert kpi["variants"]["north"]["parameters"] == {"region": "north"}
     for version in kpi["versions"]:
         assert set(version) >= {"id", "variant", "status", "parameters", "created", "duration_s", "path", "notebook"}
         assert version["status"] == "ok" and (demo_site / version["path"]).is_file()
+        assert set(version["metrics"]) == {"revenue", "orders"} and version["breaches"] == []
         assert (demo_site / version["notebook"]).is_file()
         assert version["id"] in version["path"] and re.fullmatch(r"\d{8}T\d{6}Z-(north|south)", version["id"])
 

@@ -43,12 +43,14 @@
           topojsonURL: ASSETS + "topojson/"
         });
         delete config.plotlyServerURL;
-        window.Plotly.newPlot(target, fig.data || [], fig.layout || {}, config);
-        if (target.dataset.l2lClick === "open" && target.on) {
+        var drawn = window.Plotly.newPlot(target, fig.data || [], fig.layout || {}, config);
+        if (target.dataset.l2lClick === "open") {
           // Trend charts: a point's customdata is its version page, relative to this page.
-          target.on("plotly_click", function (event) {
-            var url = event.points && event.points[0] && event.points[0].customdata;
-            if (isRelative(url)) window.location.href = url;
+          drawn.then(function (gd) {
+            gd.on("plotly_click", function (event) {
+              var url = event.points && event.points[0] && event.points[0].customdata;
+              if (isRelative(url)) window.location.href = url;
+            });
           });
         }
       } catch (err) {
