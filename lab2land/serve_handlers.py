@@ -52,6 +52,10 @@ class PlainErrorsMixin:
         self.finish(page(f"{status_code} {reason}", "<p>The page could not be served.</p>"))
 
 
+# How long a kernel handed to a viewer's page may wait for its websocket before the idle culler
+# may take it (a page on a busy machine loads slowly; a tab closed before it connected frees it).
+PAGE_GRACE_S = int(os.environ.get("LAB2LAND_PAGE_GRACE_SECONDS", "120"))
+
 class DashboardKernelManager(AsyncMappingKernelManager):
     """Runs each dashboard's kernels in the folder of its source notebook.
 
@@ -61,18 +65,38 @@ class DashboardKernelManager(AsyncMappingKernelManager):
 
     kernel_dirs = Dict(config=True, help="Folder to run kernels in, by report name.")
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.viewed: set[str] = set()  # kernels a viewer's websocket has been connected to
+        self.handed_out: dict = {}  # kernel id -> when the culler first saw it out of the pool
+
     async def cull_kernels(self):
-        # A kernel waiting in a preheated pool is fresh, however long ago it ran the notebook.
-        # Restart its idle clock each round, so a viewer who takes it has (nearly) the whole
-        # idle timeout to connect; otherwise the culler can kill it while the page loads.
+        # The culler only knows "idle, no connection", which is also what a kernel looks like
+        # while its viewer's page is still loading (a slow page on a busy machine takes longer
+        # than the idle timeout before its websocket opens: the viewer got "This dashboard
+        # failed"). So restart the idle clock of kernels no viewer has used yet: those waiting
+        # in a preheated pool, and those handed to a page whose websocket has not opened, for
+        # up to PAGE_GRACE_S. A kernel that had a viewer is culled as before once they leave.
         now = utcnow()
+        pooled = set()
         for pool in getattr(self, "_pools", {}).values():
             for task in pool:
                 if task.done() and not task.cancelled() and task.exception() is None:
-                    kernel = self._kernels.get(task.result().get("kernel_id"))
-                    if kernel is not None:
-                        kernel.last_activity = now
+                    pooled.add(task.result().get("kernel_id"))
+        connected = getattr(self, "_kernel_connections", {})
+        for kernel_id, kernel in list(self._kernels.items()):
+            if connected.get(kernel_id, 0) > 0:
+                self.viewed.add(kernel_id)
+            elif kernel_id in pooled:
+                kernel.last_activity = now
+            elif kernel_id not in self.viewed:
+                handed = self.handed_out.setdefault(kernel_id, now)
+                if (now - handed).total_seconds() < PAGE_GRACE_S:
+                    kernel.last_activity = now
         await super().cull_kernels()
+        for kernel_id in set(self.handed_out) - set(self._kernels):
+            self.handed_out.pop(kernel_id, None)
+            self.viewed.discard(kernel_id)
 
     def cwd_for_path(self, path, **kwargs):
         report = str(path).replace(os.sep, "/").strip("/").split("/", 1)[0]

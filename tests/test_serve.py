@@ -72,6 +72,18 @@ def test_kernels_return_to_pool_size_after_viewers_leave(server, browser):
     assert server.wait_kernels(2, timeout=60) == 2
 
 
+def test_a_page_that_has_not_connected_yet_keeps_its_kernel(server):
+    """A slow page (its websocket not open yet) outlives the idle timeout (10 s here): the culler
+    only takes kernels no page is about to use. Reproduces a viewer's "This dashboard failed"."""
+    server.wait_kernels(2)
+    before = {k.pid for k in server.kernels()}
+    requests.get(f"{server.url}/dashboards/a/?n=7", timeout=60)  # a page whose browser never connects (yet)
+    assert server.wait_kernels(3) == 3
+    handed = {k.pid for k in server.kernels()} - before
+    time.sleep(16)  # idle timeout 10 s + cull interval 2 s, with margin
+    assert handed <= {k.pid for k in server.kernels()}
+
+
 def test_ctrl_c_stops_everything(project):
     srv = Server(project)
     assert srv.wait_kernels(2) == 2
