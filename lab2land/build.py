@@ -140,7 +140,7 @@ def build(config: Config, *, reports: list[str] | None = None, overrides: dict[s
         install_assets(config.output_dir)
         prepared = _prepare(config, store, runs, version_stamp(now))
         reporter.planned(runs)
-        publisher = Publisher(config, store)
+        publisher = Publisher(config, store, published)
         to_run = _settle(prepared, publisher, published, force, summary, reporter)
         _execute(config, executor, to_run, publisher, summary, reporter)
         for prep in prepared:

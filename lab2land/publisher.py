@@ -67,11 +67,12 @@ class Prepared:
 class Publisher:
     """Turns finished runs into published versions."""
 
-    def __init__(self, config: Config, store: Store):
+    def __init__(self, config: Config, store: Store, published: dict[str, list[dict]] | None = None):
         self.config, self.store = config, store
         self.packages = package_versions()
         self.templates = template_dirs(config)
-        self.versions: dict[str, list[dict]] = {}
+        # Each report's versions, newest first (the build's own reading, when it has one).
+        self.versions: dict[str, list[dict]] = published if published is not None else {}
         # Longest first, so that a project inside the home folder shows as "<project>".
         folders = {str(config.project_dir): "<project>", sys.prefix: "<python>", sys.base_prefix: "<python>",
                    str(Path.home()): "~"}
