@@ -247,6 +247,10 @@ def test_static_page_runs_no_payload(project, page):
 
 @pytest.mark.parametrize("query", ["", f"?name={quote(QUERY_NAME)}"], ids=["preheated-defaults", "query-reflection"])
 def test_dashboard_runs_no_payload(server, page, query):
+    # Start from a quiet server (only the preheated kernel): the previous case's viewer kernel is
+    # culled and the pool refilled, so this page's kernel does not start beside another one (two
+    # kernel starts at once on a loaded 2-core machine have stalled this page past its wait).
+    server.wait_kernels(1, timeout=60)
     detector = Detector(page)
     sep = "&" if query else "?"
     response = page.goto(f"{server.url}/dashboards/xss/{query}{sep}token=t0ken-xss")
