@@ -253,7 +253,9 @@ def test_dashboard_runs_no_payload(server, page, query):
     server.wait_kernels(1, timeout=60)
     detector = Detector(page)
     sep = "&" if query else "?"
-    response = page.goto(f"{server.url}/dashboards/xss/{query}{sep}token=t0ken-xss")
+    # A query string means a kernel of its own, which runs the notebook while the page streams:
+    # give the load the same bound as the waits below (the default 30 s ran out on a busy CI).
+    response = page.goto(f"{server.url}/dashboards/xss/{query}{sep}token=t0ken-xss", timeout=WAIT_MS)
     assert response.status == 200
     csp = response.headers.get("content-security-policy", "")
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp.split("script-src", 1)[1].split(";")[0]
