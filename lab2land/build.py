@@ -22,7 +22,7 @@ from .executors import Executor, get_executor
 from .plan import Run, injected, plan_runs
 from .publisher import Outcome, Prepared, Publisher, template_dirs
 from .site import SiteWriter, remove_temporaries, site_key
-from .store import LOCK_WAIT_S, Store, latest_by_variant, version_stamp
+from .store import COMPLETE, LOCK_WAIT_S, Store, latest_by_variant, version_stamp
 from .templating import template_fingerprint
 
 
@@ -80,7 +80,7 @@ def _unchanged(prep: Prepared, versions: list[dict]) -> dict | None:
     """The newest version of this run's parameter set if it ran to the end (ok, or degraded: the
     same inputs breach the same checks again) with the same key."""
     newest = next((m for m in versions if m.get("variant") == prep.run.variant), None)
-    if newest and newest.get("status") in ("ok", "degraded") and newest.get("cache_key") == prep.key:
+    if newest and newest.get("status") in COMPLETE and newest.get("cache_key") == prep.key:
         return newest
     return None
 

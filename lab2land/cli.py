@@ -163,13 +163,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
 def _diff_pairs(versions: list[dict], old: str | None, new: str | None,
                 variant: str | None) -> list[tuple[dict, dict]]:
     """Which versions ``lab2land diff`` compares (see its --help)."""
+    from .store import COMPLETE
+
     by_id = {m["version_id"]: m for m in versions}
     for given in (old, new):
         if given and given not in by_id:
             raise UsageError(f"unknown version {given!r} (the newest are: {', '.join(list(by_id)[:5]) or 'none'})")
     if old and new:
         return [(by_id[old], by_id[new])]
-    good = [m for m in versions if m.get("status") in ("ok", "degraded")]  # newest first
+    good = [m for m in versions if m.get("status") in COMPLETE]  # newest first
     if old:
         newer = next((m for m in good if m.get("variant") == by_id[old].get("variant")), None)
         return [(by_id[old], newer)] if newer and newer is not by_id[old] else []

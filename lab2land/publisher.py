@@ -19,7 +19,7 @@ from .metrics import extract
 from .outputs import cap_outputs, without_scraps
 from .plan import Run
 from .site import dashboard_path
-from .store import Store, write_atomic
+from .store import COMPLETE, Store, write_atomic
 
 LOGS = Path(".lab2land") / "logs"  # per report: <version>.log of each run that failed
 
@@ -105,7 +105,7 @@ class Publisher:
         from .render import render_site_page
 
         previous = next((m for m in self._published(run.report)
-                         if m.get("variant") == run.variant and m.get("status") in ("ok", "degraded")), None)
+                         if m.get("variant") == run.variant and m.get("status") in COMPLETE), None)
         if previous is None or manifest["status"] == "failed":
             return {}
         found = diff_versions(run.report, previous, manifest,

@@ -26,6 +26,8 @@ from .errors import PublishLocked, SiteWriteError
 MANIFEST = "manifest.json"
 STAGING = ".staging"
 LOCK = ".publish.lock"
+# Statuses of versions that ran to the end: their outputs and metrics are whole.
+COMPLETE = ("ok", "degraded")
 LOCK_WAIT_S = 600  # how long a publish waits for another one of the same site
 MANIFEST_SCHEMA = 2  # 2: metrics, breaches and the degraded status (1 still reads)
 VERSION_RE = re.compile(r"^\d{8}T\d{6}Z(-[a-z0-9][a-z0-9-]*)?$")
@@ -193,7 +195,7 @@ class Store:
 def latest_by_variant(versions: list[dict], promote_degraded: bool = False) -> dict[str, dict]:
     """For each variant, the newest version readers should see: the newest that passed (``ok``),
     or with ``promote_degraded`` also one that breached a check. Failed versions never are."""
-    eligible = ("ok", "degraded") if promote_degraded else ("ok",)
+    eligible = COMPLETE if promote_degraded else ("ok",)
     latest: dict[str, dict] = {}
     for manifest in versions:  # newest first
         if manifest.get("status") in eligible:

@@ -8,8 +8,8 @@ block, like the figures of the version pages: they work from ``file://`` and any
 from __future__ import annotations
 
 from .metrics import Metric
+from .store import COMPLETE
 
-COMPLETE = ("ok", "degraded")  # versions whose metrics are whole (a failed run's stop early)
 HEADLINE = 3  # metrics shown per variant on the index
 
 
