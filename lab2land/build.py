@@ -19,11 +19,13 @@ from .config import Config
 from .data import load_sources
 from .execute import RunError, RunJob, RunResult
 from .executors import Executor, get_executor
+from .forked import WarmSettings
 from .plan import Run, injected, plan_runs
 from .publisher import Outcome, Prepared, Publisher, template_dirs
 from .site import SiteWriter, remove_temporaries, site_key
-from .store import COMPLETE, LOCK_WAIT_S, Store, latest_by_variant, version_stamp
+from .store import LOCK_WAIT_S, Store, latest_by_variant, version_stamp
 from .templating import template_fingerprint
+from .version import Version
 
 
 class Reporter:
@@ -76,23 +78,23 @@ def _prepare(config: Config, store: Store, runs: list[Run], stamp: str) -> list[
     return prepared
 
 
-def _unchanged(prep: Prepared, versions: list[dict]) -> dict | None:
+def _unchanged(prep: Prepared, versions: list[Version]) -> Version | None:
     """The newest version of this run's parameter set if it ran to the end (ok, or degraded: the
     same inputs breach the same checks again) with the same key."""
-    newest = next((m for m in versions if m.get("variant") == prep.run.variant), None)
-    if newest and newest.get("status") in COMPLETE and newest.get("cache_key") == prep.key:
+    newest = next((v for v in versions if v.variant == prep.run.variant), None)
+    if newest and newest.complete and newest.cache_key == prep.key:
         return newest
     return None
 
 
-def _due_runs(config: Config, published: dict[str, list[dict]], state: State, runs: list[Run],
+def _due_runs(config: Config, published: dict[str, list[Version]], state: State, runs: list[Run],
               now: datetime) -> list[Run]:
     due = []
     latest_of = {name: latest_by_variant(versions, config.reports[name].promote_degraded)
                  for name, versions in published.items()}
     for run in runs:
         latest = latest_of[run.report].get(run.variant)
-        if is_due(config.reports[run.report].schedule, now, latest and latest.get("created"),
+        if is_due(config.reports[run.report].schedule, now, latest and latest.created,
                   state.checked(run.report, run.variant)):
             due.append(run)
     return due
@@ -125,7 +127,8 @@ def build(config: Config, *, reports: list[str] | None = None, overrides: dict[s
     """
     reporter = reporter or Reporter()
     runs = plan_runs(config, reports, overrides)
-    executor = get_executor(config.site.executor, jobs=jobs or config.site.jobs, scheduler=config.site.scheduler)
+    executor = get_executor(config.site.executor, jobs=jobs or config.site.jobs, scheduler=config.site.scheduler,
+                            warm=WarmSettings(config.site.warm_kernels, config.site.preload))
     store = Store(config.output_dir)
     summary = BuildSummary(site_dir=config.output_dir)
     with store.lock(wait_s):
@@ -148,17 +151,22 @@ def build(config: Config, *, reports: list[str] | None = None, overrides: dict[s
         write_site_if_stale(config, store, state)
         state.save()
         store.clean_staging()
+    from .notify import notify_build
+
+    # Versions and pages are in place and the lock is released: a slow or dead notification
+    # target delays only this command, never the next publish, and cannot lose a version.
+    notify_build(config, summary.outcomes, published)
     return summary
 
 
-def _settle(prepared: list[Prepared], publisher: Publisher, published: dict[str, list[dict]], force: bool,
+def _settle(prepared: list[Prepared], publisher: Publisher, published: dict[str, list[Version]], force: bool,
             summary: BuildSummary, reporter: Reporter) -> list[Prepared]:
     """Decide the runs that need no kernel (unchanged, or a source failed); return the rest."""
     to_run = []
     for prep in prepared:
         same = None if force else _unchanged(prep, published[prep.run.report])
         if same is not None:
-            outcome = Outcome(prep.run, "unchanged", same["version_id"], 0.0, "nothing changed")
+            outcome = Outcome(prep.run, "unchanged", same.version_id, 0.0, "nothing changed")
         elif prep.source_error:
             outcome = publisher.publish(prep, _source_failure(prep, _job(publisher.config, prep)))
         else:

@@ -13,6 +13,7 @@ import signal
 import sys
 import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 # jsonschema (via nbformat) eagerly imports rfc3987_syntax, an optional checker for "iri" formats
 # that compiles ~35 parsers at import: ~0.8 s of every command (jsonschema #1428). No notebook
@@ -38,6 +39,9 @@ from .errors import (  # noqa: E402
 )
 from .params import parse_assignments  # noqa: E402
 
+if TYPE_CHECKING:
+    from .version import Version
+
 
 def _console() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
@@ -45,10 +49,12 @@ def _console() -> Console:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from .build import build
+    from .notify import echo_to
     from .progress import ConsoleReporter
 
     config = load_config(args.project)
     reporter = ConsoleReporter()
+    echo_to(reporter.console)  # what notifications do after the versions are committed
     summary = build(config, reports=args.reports or None, overrides=parse_assignments(args.param),
                     jobs=args.jobs, force=args.force, due=args.due, reporter=reporter, wait_s=args.wait)
     reporter.summary(summary)
@@ -71,11 +77,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         latest = latest_by_variant(versions, report.promote_degraded)
         for key, _, params in report_variants(report):
             good = latest.get(key)
-            newest = next((m for m in versions if m.get("variant") == key), None)
+            newest = next((v for v in versions if v.variant == key), None)
             shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "—"
-            newest_text = "never built" if newest is None else f"{newest['version_id']} {newest['status']}"
-            style = {"failed": "red", "degraded": "yellow"}.get(newest["status"], "") if newest else ""
-            table.add_row(escape(name), escape(shown), escape(good["version_id"] if good else "—"),
+            newest_text = "never built" if newest is None else f"{newest.version_id} {newest.status}"
+            style = {"failed": "red", "degraded": "yellow"}.get(newest.status, "") if newest else ""
+            table.add_row(escape(name), escape(shown), escape(good.version_id if good else "—"),
                           f"[{style}]{escape(newest_text)}[/]" if style else escape(newest_text))
     Console().print(table)
     return EXIT_OK
@@ -160,27 +166,45 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _diff_pairs(versions: list[dict], old: str | None, new: str | None,
-                variant: str | None) -> list[tuple[dict, dict]]:
+def _diff_pairs(versions: list[Version], old: str | None, new: str | None,
+                variant: str | None) -> list[tuple[Version, Version]]:
     """Which versions ``lab2land diff`` compares (see its --help)."""
-    from .store import COMPLETE
-
-    by_id = {m["version_id"]: m for m in versions}
+    by_id = {v.version_id: v for v in versions}
     for given in (old, new):
         if given and given not in by_id:
             raise UsageError(f"unknown version {given!r} (the newest are: {', '.join(list(by_id)[:5]) or 'none'})")
     if old and new:
         return [(by_id[old], by_id[new])]
-    good = [m for m in versions if m.get("status") in COMPLETE]  # newest first
+    good = [v for v in versions if v.complete]  # newest first
     if old:
-        newer = next((m for m in good if m.get("variant") == by_id[old].get("variant")), None)
+        newer = next((v for v in good if v.variant == by_id[old].variant), None)
         return [(by_id[old], newer)] if newer and newer is not by_id[old] else []
     pairs = []
-    for key in dict.fromkeys(m.get("variant") for m in good):
-        line = [m for m in good if m.get("variant") == key]
+    for key in dict.fromkeys(v.variant for v in good):
+        line = [v for v in good if v.variant == key]
         if len(line) >= 2 and variant in (None, key):
             pairs.append((line[1], line[0]))
     return pairs
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    from .notify import echo_to, send_test, targets
+
+    config = load_config(args.project)
+    found = targets(config)
+    if not found:
+        raise UsageError(f"{config.config_path.name} has no notification targets: add a [[notify.webhooks]] "
+                         "or [notify.email] table (see README, Notifications)")
+    console = _console()
+    if not args.test:
+        for target in found:
+            console.print(f"{escape(target.name)}: on {', '.join(target.on)}")
+        console.print("(`lab2land notify --test` sends each a test message)")
+        return EXIT_OK
+    echo_to(console)
+    sent = send_test(config)
+    console.print(f"[green]✓[/] test message sent to all {len(sent)} target(s)")
+    return EXIT_OK
 
 
 def cmd_layout(args: argparse.Namespace) -> int:
@@ -282,6 +306,10 @@ def parser(prog: str = "lab2land") -> argparse.ArgumentParser:
     c.add_argument("--variant", default=None, help="only this variant (default: every variant)")
     c.add_argument("--format", choices=("text", "json"), default="text")
     c.set_defaults(func=cmd_diff)
+
+    t = command("notify", "list the notification targets of publish.toml, or send each a test message")
+    t.add_argument("--test", action="store_true", help="send a test message to every webhook and mail target")
+    t.set_defaults(func=cmd_notify)
 
     g = command("layout", "write grid metadata from grid:... cell tags")
     g.add_argument("notebook")

@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .cache import schedule_problem
 from .errors import ConfigError
+from .notify import DEFAULT_EVENTS, address_problem, events_problem, url_problem
 
-__all__ = ["Config", "ConfigError", "ReportConfig", "SiteConfig", "SourceConfig", "load_config"]
+__all__ = ["Config", "ConfigError", "ReportConfig", "SiteConfig", "SourceConfig", "NotifyConfig", "load_config"]
 
 CONFIG_NAME = "publish.toml"
 
@@ -59,6 +60,20 @@ class SiteConfig(_Strict):
     scheduler: str | None = Field(
         None, description="Dask scheduler address for executor = 'dask' (None starts a local cluster)."
     )
+    warm_kernels: bool = Field(
+        True, description="Fork each run's fresh kernel from a warm parent that preloaded the notebooks' imports."
+    )
+    preload: list[str] = Field(
+        default_factory=list, description="Extra modules the warm parent imports (beyond the notebooks' own imports)."
+    )
+    url: str | None = Field(
+        None, description="Public address the site is served at, for absolute links in notifications."
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value):
+        return value if value is None else _no_problem(value, url_problem)
 
 
 class SourceConfig(_Strict):
@@ -113,6 +128,9 @@ class ReportConfig(_Strict):
     )
     dashboard: bool = Field(False, description="Serve this notebook as a live Voila dashboard too.")
     pool_size: int = Field(1, ge=0, le=16, description="Preheated kernels kept ready for the dashboard.")
+    publish_notebook: bool = Field(
+        True, description="Put the executed notebook (with its code) in each version; false keeps it off the site."
+    )
     sources: list[str] = Field(default_factory=list, description="Names of `[sources]` the notebook reads.")
     schedule: str | None = Field(
         None, description="When `build --due` re-runs it: cron syntax, or 'hourly' / 'daily' / 'weekly'."
@@ -160,12 +178,88 @@ class ReportConfig(_Strict):
         return list(self.parameters) if isinstance(self.parameters, list) else [dict(self.parameters)]
 
 
+class WebhookConfig(_Strict):
+    """One ``[[notify.webhooks]]`` table: an address that receives a POST per build event."""
+
+    url: str = Field(description="http(s) address to POST to (its path may hold a token: never logged).")
+    on: list[str] = Field(default_factory=lambda: list(DEFAULT_EVENTS),
+                          description="Events sent: 'failed', 'degraded', 'recovered', 'published' (every version).")
+    format: Literal["json", "slack"] = Field("json", description="'json' or 'slack' (a Slack-compatible body).")
+
+    @field_validator("url")
+    @classmethod
+    def _valid_url(cls, value):
+        return _no_problem(value, url_problem)
+
+    @field_validator("on")
+    @classmethod
+    def _valid_on(cls, value):
+        return _no_problem(value, events_problem)
+
+
+class EmailConfig(_Strict):
+    """The ``[notify.email]`` table: an SMTP server and who receives a mail per build event."""
+
+    smtp_host: str = Field(description="SMTP server to send through.")
+    port: int = Field(587, ge=1, le=65535, description="SMTP port.")
+    starttls: bool = Field(True, description="Upgrade the connection with STARTTLS before logging in.")
+    sender: str = Field(alias="from", description="From address.")
+    to: list[str] = Field(min_length=1, description="Addresses that receive the mails.")
+    user: str | None = Field(None, description="SMTP login (with `password_env`; none: no login).")
+    password_env: str | None = Field(
+        None, description="Environment variable holding the SMTP password (the password never goes in the file)."
+    )
+    on: list[str] = Field(default_factory=lambda: list(DEFAULT_EVENTS), description="Events sent, as for webhooks.")
+
+    @field_validator("on")
+    @classmethod
+    def _valid_on(cls, value):
+        return _no_problem(value, events_problem)
+
+    @field_validator("sender", "to")
+    @classmethod
+    def _valid_addresses(cls, value):
+        return _no_problem(value, address_problem)
+
+    @model_validator(mode="after")
+    def _login_pair(self):
+        if bool(self.user) != bool(self.password_env):
+            raise ValueError("expected both `user` and `password_env` (login) or neither (no login)")
+        return self
+
+
+class NotifyConfig(_Strict):
+    """The ``[notify]`` tables: who hears about failed, degraded, recovered or new versions."""
+
+    webhooks: list[WebhookConfig] = Field(default_factory=list, description="Webhooks, one `[[notify.webhooks]]` each.")
+    email: EmailConfig | None = Field(None, description="Mail through an SMTP server.")
+
+
+class ServeConfig(_Strict):
+    """The ``[serve]`` table: limits of ``publish.py serve``."""
+
+    max_kernels: int | None = Field(
+        None, ge=1, description="Live dashboard kernels at most (pooled ones included); beyond it a viewer "
+        "gets a 'busy, try again' page. Default: available memory / 150 MB, at least 2."
+    )
+
+
+def _no_problem(value, checker):
+    """``value``, or a ValueError with what ``checker`` found wrong with it."""
+    problem = checker(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
 class Config(_Strict):
     """The whole ``publish.toml``."""
 
     site: SiteConfig = Field(default_factory=SiteConfig, description="Site-wide settings.")
     sources: dict[str, SourceConfig] = Field(default_factory=dict, description="Data sources by name.")
     reports: dict[str, ReportConfig] = Field(default_factory=dict, description="Reports by name.")
+    notify: NotifyConfig = Field(default_factory=NotifyConfig, description="Notifications of build events.")
+    serve: ServeConfig = Field(default_factory=ServeConfig, description="Limits of `publish.py serve`.")
 
     # Set by load_config, not read from the file.
     project_dir: Path = Field(Path("."), exclude=True)

@@ -50,6 +50,7 @@ class Dashboard:
     defaults: dict[str, Any]
     declared: dict[str, NotebookParam] | None = field(default=None, repr=False)
     sources: frozenset[str] = frozenset()  # parameters filled from [sources]: never from a query
+    timeout: int | None = 600  # the report's cell timeout, seconds (None: no limit)
 
     @property
     def cwd(self) -> Path:
@@ -86,7 +87,8 @@ def collect(config: Config) -> dict[str, Dashboard]:
         data = {s: snapshots[s].path for s in report.sources if s in snapshots}
         dashboards[name] = Dashboard(name, report.title, run.notebook, run.kernel, report.takes_parameters,
                                      report.pool_size, {**run.parameters, **data},
-                                     run.declared if report.takes_parameters else None, frozenset(report.sources))
+                                     run.declared if report.takes_parameters else None, frozenset(report.sources),
+                                     report.timeout)
     return dashboards
 
 
@@ -102,9 +104,17 @@ def prepare(dashboard: Dashboard, values: dict[str, Any]) -> nbformat.NotebookNo
     nb.metadata.setdefault("papermill", {})
     if values:
         nb = parameterize_notebook(nb, values, report_mode=False)
-    nb = grid.annotate(nb, drop_empty=False)
+    # Cells shown by the static pages' rule (lab2land.cell_tags): a dashboard shows outputs only.
+    nb = grid.annotate(nb, drop_empty=False, outputs_only=True)
     nb.metadata.lab2land["dashboard"] = {"report": dashboard.report, "title": dashboard.title}
+    for cell in nb.cells:
+        cell.metadata.lab2land["timeout"] = dashboard.timeout  # read by cell_timeout()
     return nb
+
+
+def cell_timeout(cell: dict) -> int | None:
+    """Seconds a dashboard cell may run: its report's ``timeout`` (Voila's executor asks per cell)."""
+    return ((cell.get("metadata") or {}).get("lab2land") or {}).get("timeout")
 
 
 def write_default(dashboard: Dashboard, runtime_dir: Path) -> str:

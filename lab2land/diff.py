@@ -25,6 +25,7 @@ from typing import Any
 
 from .metrics import MIMETYPE as METRIC_MIMETYPE
 from .metrics import SCRAPBOOK_MIMETYPES, Metric
+from .version import SnapshotRecord, Version
 
 _NOISE = [
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?"), "<time>"),
@@ -85,12 +86,12 @@ class VersionDiff:
         return asdict(self)
 
 
-def diff_versions(report: str, old: dict, new: dict, old_nb: dict, new_nb: dict) -> VersionDiff:
-    """The diff of two versions given their manifests and executed notebooks (as JSON dicts)."""
-    return VersionDiff(report, old.get("version_id", ""), new.get("version_id", ""),
-                       parameters=_changes(old.get("parameters") or {}, new.get("parameters") or {}),
-                       snapshots=_snapshots(old.get("sources") or [], new.get("sources") or []),
-                       metrics=_metrics(old.get("metrics") or {}, new.get("metrics") or {}),
+def diff_versions(report: str, old: Version, new: Version, old_nb: dict, new_nb: dict) -> VersionDiff:
+    """The diff of two versions given the versions and their executed notebooks (as JSON dicts)."""
+    return VersionDiff(report, old.version_id, new.version_id,
+                       parameters=_changes(old.parameters, new.parameters),
+                       snapshots=_snapshots(old.sources, new.sources),
+                       metrics=_metrics(old.metrics, new.metrics),
                        cells=_cells(old_nb.get("cells", []), new_nb.get("cells", [])))
 
 
@@ -106,13 +107,14 @@ def _changes(old: dict, new: dict) -> list[Change]:
             for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
 
 
-def _snapshots(old: list[dict], new: list[dict]) -> list[SnapshotChange]:
-    before, after = {s["name"]: s for s in old}, {s["name"]: s for s in new}
+def _snapshots(old: list[SnapshotRecord], new: list[SnapshotRecord]) -> list[SnapshotChange]:
+    before, after = {s.name: s for s in old}, {s.name: s for s in new}
     changed = []
     for name in dict.fromkeys([*before, *after]):
-        a, b = before.get(name) or {}, after.get(name) or {}
-        if a.get("hash") != b.get("hash"):
-            changed.append(SnapshotChange(name, a.get("rows"), b.get("rows"), a.get("hash"), b.get("hash")))
+        a, b = before.get(name), after.get(name)
+        hashes = (a.hash if a else None, b.hash if b else None)
+        if hashes[0] != hashes[1]:
+            changed.append(SnapshotChange(name, a.rows if a else None, b.rows if b else None, *hashes))
     return changed
 
 
@@ -314,17 +316,17 @@ def _cells(old_cells: list[dict], new_cells: list[dict]) -> list[CellChange]:
 
 # --- reading versions, and the text the CLI prints ----------------------------------------------------
 
-def published_notebook(site_dir: Path, report: str, manifest: dict) -> dict:
+def published_notebook(site_dir: Path, report: str, version: Version) -> dict:
     """The executed notebook of a published version as JSON (no cells if it cannot be read)."""
-    path = site_dir / report / manifest["path"] / manifest.get("executed_notebook", "")
+    path = site_dir / report / version.folder / version.executed_notebook
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {"cells": []}
 
 
-def load(site_dir: Path, report: str, old: dict, new: dict) -> VersionDiff:
-    """The diff of two published versions (their manifests, as the store lists them)."""
+def load(site_dir: Path, report: str, old: Version, new: Version) -> VersionDiff:
+    """The diff of two published versions (as the store lists them)."""
     return diff_versions(report, old, new, published_notebook(site_dir, report, old),
                          published_notebook(site_dir, report, new))
 

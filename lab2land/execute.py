@@ -48,6 +48,8 @@ class RunJob:
     kernel: str | None = None
     cell_timeout: int | None = 600
     run_timeout: int = 1800
+    preload: list[str] | None = None  # a warm kernel forked from a server with these imports; None: cold
+    kernel_server: str | None = None  # that server's socket, set where the run starts
 
 
 @dataclass
@@ -196,6 +198,11 @@ def execute(job: RunJob, output: Path) -> RunResult:
 
     from .kernels import RunKernelManager
 
+    manager = RunKernelManager
+    if job.kernel_server:
+        from .forked import warm_manager
+
+        manager = warm_manager(job.kernel_server)
     started, clock = _now(), time.monotonic()
     error, attempts = None, 0
     for attempts in range(1, START_RETRIES + 1):
@@ -203,7 +210,7 @@ def execute(job: RunJob, output: Path) -> RunResult:
             papermill.execute_notebook(
                 job.notebook, str(output), parameters=job.parameters, kernel_name=job.kernel,
                 cwd=job.cwd, execution_timeout=job.cell_timeout, progress_bar=False, log_output=False,
-                kernel_manager_class=RunKernelManager, extra_arguments=KERNEL_ARGUMENTS)
+                kernel_manager_class=manager, extra_arguments=KERNEL_ARGUMENTS)
             error = None
         except Exception as exc:  # classified below; nothing escapes a run unexplained
             nb = _read_nb(output)
@@ -215,8 +222,17 @@ def execute(job: RunJob, output: Path) -> RunResult:
     nb = _read_nb(output)
     if error is None and nb is not None:
         error = check_complete(nb)
-    return RunResult(job, "failed" if error else "ok", started, _now(), round(time.monotonic() - clock, 3),
-                     nbformat.writes(nb) if nb is not None else None, error, attempts=attempts)
+    duration = round(time.monotonic() - clock, 3)
+    return RunResult(job, "failed" if error else "ok", started, _now(), duration,
+                     nbformat.writes(nb) if nb is not None else None, error, attempts=attempts,
+                     extra=_timings(nb, duration))
+
+
+def _timings(nb: nbformat.NotebookNode | None, duration: float) -> dict:
+    """Where a run's time went: its cells (papermill's per-cell durations) and the rest (kernel
+    start-up and shutdown, reading and writing the notebook)."""
+    cells = sum(c.get("metadata", {}).get("papermill", {}).get("duration") or 0 for c in nb.cells) if nb else 0
+    return {"cells_s": round(cells, 3), "kernel_s": round(max(duration - cells, 0.0), 3)}
 
 
 # --- isolation: one child process per run -------------------------------------------------------
@@ -292,7 +308,7 @@ def _context():
     with _FORKSERVER_LOCK:
         if _FORKSERVER is None:
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["lab2land.execute", "papermill", "nbclient", "nbformat"])
+            ctx.set_forkserver_preload(["lab2land.execute", "lab2land.forked", "papermill", "nbclient", "nbformat"])
             previous = os.environ.get(SAFE_PATH)
             os.environ[SAFE_PATH] = "1"
             try:
@@ -343,6 +359,14 @@ def run_isolated(job: RunJob, *, mode: str = "fork") -> RunResult:
         mode: ``"fork"`` (forkserver child, fast) or ``"subprocess"`` (a new interpreter).
     """
     started, clock = _now(), time.monotonic()
+    kernel = "cold"
+    if job.preload is not None and job.kernel_server is None:
+        from dataclasses import replace
+
+        from .forked import server_for
+
+        path, why_not = server_for(job.kernel, job.preload) if job.kernel else (None, "no kernel name")
+        job, kernel = (replace(job, kernel_server=path), "warm") if path else (job, f"cold: {why_not}")
     with tempfile.TemporaryDirectory(prefix="lab2land-run-") as tmp:
         workdir = Path(tmp)
         proc = _start_child(job, workdir, mode)
@@ -365,6 +389,7 @@ def run_isolated(job: RunJob, *, mode: str = "fork") -> RunResult:
                                nbformat.writes(nb) if nb is not None else None, error)
         if not result.ok:
             result.log_tail = _log_tail(workdir)
+        result.extra["kernel"] = kernel
         return result
 
 

@@ -9,12 +9,16 @@ share the site's filesystem (they do need to see the project's notebooks and dat
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import replace
+from pathlib import Path
 from typing import Protocol
 
 from .config import ConfigError
 from .execute import RunJob, RunResult, kill_tree, run_isolated
+from .forked import WarmSettings, kernel_problem, platform_problem, preload_for, stop_servers
 
 OnStart = Callable[[RunJob], None]
 
@@ -31,15 +35,55 @@ def register(name: str, factory: Callable[..., Executor]) -> None:
     _REGISTRY[name] = factory
 
 
-def get_executor(name: str, *, jobs: int | None = None, scheduler: str | None = None) -> Executor:
-    """Create the executor called ``name``; an unknown name lists the valid ones."""
+def get_executor(name: str, *, jobs: int | None = None, scheduler: str | None = None,
+                 warm: WarmSettings | None = None, note: Callable[[str], None] | None = None) -> Executor:
+    """Create the executor called ``name``; an unknown name lists the valid ones.
+
+    Args:
+        name: A registered executor.
+        jobs: Runs at once.
+        scheduler: Dask scheduler address.
+        warm: Whether runs get warm (forked) kernels, and extra modules to preload.
+        note: Receives one-line notes for the build output (default: printed to stderr).
+    """
     if name not in _REGISTRY:
         raise ConfigError([f"site.executor: unknown executor {name!r} (valid: {', '.join(sorted(_REGISTRY))})"])
-    return _REGISTRY[name](jobs=jobs or os.cpu_count() or 1, scheduler=scheduler)
+    executor = _REGISTRY[name](jobs=jobs or os.cpu_count() or 1, scheduler=scheduler)
+    executor.warm = warm or WarmSettings()
+    executor.note = note or _print_note
+    return executor
+
+
+def _print_note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr, flush=True)
+
+
+def plan_warm(jobs: list[RunJob], warm: WarmSettings, note: Callable[[str], None]) -> list[RunJob]:
+    """Mark the jobs that get warm kernels with what their fork server preloads (one server per
+    kernel: the imports of all its notebooks); say in one line per kernel why any cannot."""
+    if not warm.enabled:
+        if jobs:
+            note("cold kernels: [site] warm_kernels = false")
+        return jobs
+    by_kernel: dict[str | None, list[RunJob]] = {}
+    for job in jobs:
+        by_kernel.setdefault(job.kernel, []).append(job)
+    marked = {}
+    for kernel, group in by_kernel.items():
+        problem = platform_problem() or (kernel_problem(kernel) if kernel else "the run names no kernel")
+        if problem:
+            note(f"cold kernels for {len(group)} run(s): {problem}")
+            continue
+        preload = preload_for(sorted({Path(j.notebook) for j in group}), warm.preload)
+        marked.update({id(j): replace(j, preload=preload) for j in group})
+    return [marked.get(id(j), j) for j in jobs]
 
 
 class LocalExecutor:
     """Runs on this machine, ``jobs`` at a time, each in its own child process."""
+
+    warm = WarmSettings()
+    note = staticmethod(_print_note)
 
     def __init__(self, jobs: int, scheduler: str | None = None):
         self.jobs = jobs
@@ -49,6 +93,7 @@ class LocalExecutor:
         return run_isolated(job)
 
     def map(self, jobs: Iterable[RunJob], on_start: OnStart) -> Iterator[RunResult]:
+        jobs = plan_warm(list(jobs), self.warm, self.note)
         pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="lab2land-run")
         try:
             pending = {pool.submit(self._one, job, on_start) for job in jobs}
@@ -61,6 +106,7 @@ class LocalExecutor:
             raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+            stop_servers()
 
 
 class DaskExecutor:

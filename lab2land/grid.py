@@ -25,6 +25,7 @@ from typing import Any
 
 import nbformat
 
+from lab2land import cell_tags
 from lab2land.store import write_atomic
 from lab2land.templating import TEMPLATES_DIR
 
@@ -159,10 +160,15 @@ def _is_empty(cell: dict) -> bool:
     return not "".join(cell.get("source", "")).strip()
 
 
-def _hidden_reason(cell: dict, view: dict | None, drop_empty: bool) -> str:
+def _hidden_reason(cell: dict, view: dict | None, drop_empty: bool, outputs_only: bool) -> str:
     tags = set(cell.get("metadata", {}).get("tags", []) or [])
     if tags & PARAMETER_TAGS:
         return "parameters"
+    shows = cell_tags.visibility(cell)
+    if not shows.cell:
+        return "remove-cell tag"
+    if outputs_only and cell.get("cell_type") == "code" and not shows.output:
+        return "remove-output tag"  # a dashboard shows no source: nothing is left
     if cell.get("cell_type") == "raw":
         return "raw cell"
     if view and view.get("hidden") is True:
@@ -183,7 +189,7 @@ def _clamp(view: dict, settings: GridSettings) -> tuple[int, int, int, int] | No
     return col, row, width, height
 
 
-def placements(nb: dict, *, drop_empty: bool = True) -> list[Placement]:
+def placements(nb: dict, *, drop_empty: bool = True, outputs_only: bool = False) -> list[Placement]:
     """Place every cell of ``nb``: laid out, flowing below the grid, or not shown (with why).
 
     A malformed ``grid:`` tag is treated as no position here (``grid_problems`` reports it), so one
@@ -192,6 +198,8 @@ def placements(nb: dict, *, drop_empty: bool = True) -> list[Placement]:
     Args:
         nb: The notebook (executed, for ``drop_empty`` to see outputs).
         drop_empty: Hide code cells without outputs and empty markdown cells.
+        outputs_only: Code cells show only their outputs (dashboards): hide those whose
+            outputs their tags hide.
     """
     settings = notebook_settings(nb)
     shown: list[tuple[int, tuple[int, int, int, int] | None]] = []
@@ -201,7 +209,7 @@ def placements(nb: dict, *, drop_empty: bool = True) -> list[Placement]:
             view = cell_view(cell)
         except GridError:
             view = None
-        reason = _hidden_reason(cell, view, drop_empty)
+        reason = _hidden_reason(cell, view, drop_empty, outputs_only)
         if reason:
             result[index] = Placement(index=index, shown=False, reason=reason)
         else:
@@ -220,7 +228,8 @@ def placements(nb: dict, *, drop_empty: bool = True) -> list[Placement]:
     return [result[i] for i in sorted(result)]
 
 
-def annotate(nb: nbformat.NotebookNode, *, drop_empty: bool = True) -> nbformat.NotebookNode:
+def annotate(nb: nbformat.NotebookNode, *, drop_empty: bool = True,
+             outputs_only: bool = False) -> nbformat.NotebookNode:
     """Return a copy of ``nb`` whose metadata carries the computed layout for the templates.
 
     ``nb.metadata.lab2land.grid`` gets ``columns``, ``cell_height``, ``margin`` and ``rows`` (rows
@@ -230,7 +239,7 @@ def annotate(nb: nbformat.NotebookNode, *, drop_empty: bool = True) -> nbformat.
     """
     nb = copy.deepcopy(nb)
     settings = notebook_settings(nb)
-    places = placements(nb, drop_empty=drop_empty)
+    places = placements(nb, drop_empty=drop_empty, outputs_only=outputs_only)
     rows = max((p.row + p.height for p in places if p.shown and not p.flow), default=0)
     nb.metadata.setdefault("lab2land", nbformat.NotebookNode())["grid"] = nbformat.from_dict({
         "columns": settings.columns, "cell_height": settings.cell_height, "margin": settings.margin, "rows": rows})

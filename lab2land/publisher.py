@@ -18,8 +18,10 @@ from .execute import RunResult
 from .metrics import extract
 from .outputs import cap_outputs, without_scraps
 from .plan import Run
+from .provenance import package_versions as notebook_packages
 from .site import dashboard_path
-from .store import COMPLETE, Store, write_atomic
+from .store import Store, previous_complete, write_atomic
+from .version import MANIFEST_SCHEMA, Breach, Changes, Status, Version, VersionError
 
 LOGS = Path(".lab2land") / "logs"  # per report: <version>.log of each run that failed
 
@@ -32,10 +34,11 @@ class Outcome:
     """What became of one run."""
 
     run: Run
-    status: str  # "ok", "degraded", "failed" or "unchanged"
+    status: str  # a Status value, or "unchanged"
     version_id: str | None = None
     duration_s: float = 0.0
     summary: str = ""
+    version: Version | None = None  # the version published (None for "unchanged")
 
 
 def package_versions() -> dict[str, str]:
@@ -67,72 +70,73 @@ class Prepared:
 class Publisher:
     """Turns finished runs into published versions."""
 
-    def __init__(self, config: Config, store: Store, published: dict[str, list[dict]] | None = None):
+    def __init__(self, config: Config, store: Store, published: dict[str, list[Version]] | None = None):
         self.config, self.store = config, store
         self.packages = package_versions()
         self.templates = template_dirs(config)
         # Each report's versions, newest first (the build's own reading, when it has one).
-        self.versions: dict[str, list[dict]] = published if published is not None else {}
+        self.versions: dict[str, list[Version]] = published if published is not None else {}
         # Longest first, so that a project inside the home folder shows as "<project>".
         folders = {str(config.project_dir): "<project>", sys.prefix: "<python>", sys.base_prefix: "<python>",
                    str(Path.home()): "~"}
         self.private_folders = sorted(((f, s) for f, s in folders.items() if len(f) > 1), key=lambda fs: -len(fs[0]))
 
-    def manifest(self, prep: Prepared, result: RunResult) -> dict:
+    def new_version(self, prep: Prepared, result: RunResult) -> Version:
+        """The version ``result`` becomes (its status may still turn degraded or failed)."""
         run = prep.run
         report = self.config.reports[run.report]
         error = {k: self._public(v) for k, v in result.error.__dict__.items()} if result.error else None
-        return {
+        return Version.model_validate({
+            "schema": MANIFEST_SCHEMA,
             "report": run.report, "title": report.title, "variant": run.variant, "variant_label": run.label,
             "version_id": result.job.version_id, "status": result.status, "parameters": run.parameters,
             "created": result.started, "started": result.started, "finished": result.finished,
             "duration_s": result.duration_s, "attempts": result.attempts,
             "notebook": report.notebook, "notebook_sha256": prep.notebook_sha256, "kernel": run.kernel,
-            "executed_notebook": run.notebook.name, "error": error,
+            "executed_notebook": run.notebook.name if report.publish_notebook else "", "error": error,
             "packages": self.packages, "lab2land_version": __version__,
             "sources": [s.record(self.config.project_dir) for s in prep.snapshots], "cache_key": prep.key,
-        }
+        })
 
-    def _published(self, report: str) -> list[dict]:
+    def _published(self, report: str) -> list[Version]:
         """The report's versions, newest first: read once per build, then kept up to date."""
         if report not in self.versions:
             self.versions[report] = self.store.versions(report)
         return self.versions[report]
 
-    def _changes(self, run: Run, manifest: dict, nb) -> dict[str, str]:
+    def _changes(self, run: Run, version: Version, nb) -> dict[str, str]:
         """``changes.html``: what changed since the variant's previous complete version (none
         for a failed run, whose outputs stop early, or for a variant's first version)."""
         from .render import render_site_page
 
-        previous = next((m for m in self._published(run.report)
-                         if m.get("variant") == run.variant and m.get("status") in COMPLETE), None)
-        if previous is None or manifest["status"] == "failed":
+        previous = previous_complete(self._published(run.report), run.variant)
+        if previous is None or not version.complete:
             return {}
-        found = diff_versions(run.report, previous, manifest,
+        found = diff_versions(run.report, previous, version,
                               published_notebook(self.config.output_dir, run.report, previous), nb)
-        manifest["previous"] = previous["version_id"]
-        manifest["changes"] = {"parameters": len(found.parameters), "data": len(found.snapshots),
-                               "metrics": len(found.metrics), "outputs": len(found.cells)}
+        version.previous = previous.version_id
+        version.changes = Changes(parameters=len(found.parameters), data=len(found.snapshots),
+                                  metrics=len(found.metrics), outputs=len(found.cells))
         report = self.config.reports[run.report]
         page = render_site_page("changes.html.j2", {
-            "site": {"title": self.config.site.title}, "generated": manifest["finished"], "assets": "../../assets/",
+            "site": {"title": self.config.site.title}, "generated": version.finished, "assets": "../../assets/",
             "site_url": "../../index.html", "history_url": "../index.html",
-            "previous_url": f"../{previous['path']}/index.html", "report": {"title": report.title},
+            "previous_url": f"../{previous.folder}/index.html", "report": {"title": report.title},
             "diff": found,
         }, template_dirs=self.templates)
         return {"changes.html": page}
 
     @staticmethod
-    def _judge(manifest: dict, nb, report) -> None:
-        """Record the run's metrics in the manifest and check them: a run that breaches a check
+    def _judge(version: Version, nb, report) -> None:
+        """Record the run's metrics in the version and check them: a run that breaches a check
         of its report becomes ``degraded``."""
         metrics = extract(nb.cells)
-        manifest["metrics"] = {name: m.to_json() for name, m in metrics.items()}
-        manifest["breaches"] = []
-        if manifest["status"] == "ok" and report.checks:
-            manifest["breaches"] = [b.to_json() for b in evaluate(report.checks, metrics)]
-            if manifest["breaches"]:
-                manifest["status"] = "degraded"
+        version.metrics = {name: m.to_json() for name, m in metrics.items()}
+        version.breaches = []
+        if version.status is Status.OK and report.checks:
+            version.breaches = [Breach.model_validate(b.to_json()) for b in evaluate(report.checks, metrics)]
+            if version.breaches:
+                version.status = Status.DEGRADED
 
     def _public(self, value):
         """``value`` as readers may see it: no folder of the build machine (the project, the
@@ -151,26 +155,29 @@ class Publisher:
         text = f"{run.name} {version_id}: {result.error.kind}: {result.error.summary}\n{result.log_tail or ''}"
         write_atomic(self.config.project_dir / LOGS / run.report / f"{version_id}.log", text.rstrip() + "\n")
 
-    def page_context(self, run: Run, manifest: dict) -> dict:
+    def page_context(self, run: Run, version: Version) -> dict:
         report = self.config.reports[run.report]
         return {
             "site_title": self.config.site.title,
             "report": {"name": run.report, "title": report.title, "description": report.description,
                        "tags": report.tags},
-            "version": {"id": manifest["version_id"], "variant": run.variant, "variant_label": run.label,
-                        "status": manifest["status"], "parameters": run.parameters, "created": manifest["created"],
-                        "duration_s": manifest["duration_s"], "error": manifest["error"],
-                        "data_taken": min((s["loaded"] for s in manifest["sources"]), default=None),
-                        "metrics": manifest.get("metrics", {}), "breaches": manifest.get("breaches", []),
+            "version": {"id": version.version_id, "variant": run.variant, "variant_label": run.label,
+                        "status": version.status.value, "parameters": run.parameters, "created": version.created,
+                        "duration_s": version.duration_s,
+                        "error": version.error.model_dump() if version.error else None,
+                        "data_taken": version.data_taken, "metrics": version.metrics,
+                        "breaches": [b.model_dump() for b in version.breaches],
                         "promoted": report.promote_degraded},
-            "provenance": {"notebook": report.notebook, "notebook_sha256": manifest["notebook_sha256"],
-                           "kernel": run.kernel, "lab2land_version": __version__, "sources": manifest["sources"],
-                           "packages": self.packages},
+            "provenance": {"notebook": report.notebook, "notebook_sha256": version.notebook_sha256,
+                           "kernel": run.kernel, "lab2land_version": __version__,
+                           "sources": [s.model_dump() for s in version.sources],
+                           "packages": version.packages},
             "links": {"site": "../../index.html", "history": "../index.html",
-                      "latest": f"../latest/{run.variant}.html", "notebook": run.notebook.name,
+                      "latest": f"../latest/{run.variant}.html",
+                      "notebook": run.notebook.name if report.publish_notebook else None,
                       "dashboard": f"../../{dashboard_path(run.report)}" if report.dashboard else None,
                       "versions_js": "../versions.js",
-                      "changes": "changes.html" if manifest.get("previous") else None},
+                      "changes": "changes.html" if version.previous else None},
             "assets": "../../assets/",
         }
 
@@ -181,24 +188,28 @@ class Publisher:
         from .render import render_version  # nbconvert loads only when something is published
 
         run = prep.run
-        manifest = self.manifest(prep, result)
+        version = self.new_version(prep, result)
         nb = nbformat.reads(result.notebook_json, as_version=4) if result.notebook_json else nbformat.v4.new_notebook()
         report = self.config.reports[run.report]
-        self._judge(manifest, nb, report)
-        changes = self._changes(run, manifest, nb)
+        version.packages = notebook_packages(nb)  # what this notebook imported (lab2land.provenance)
+        self._judge(version, nb, report)
+        changes = self._changes(run, version, nb)
         shown = cap_outputs(without_scraps(nb), self.config.site.max_output_mb)
         try:
-            page = render_version(shown, self.page_context(run, manifest), show_code=report.show_code,
-                                  layout=report.layout, template_dirs=self.templates)
+            page = render_version(shown, self.page_context(run, version), show_code=report.show_code,
+                                  layout=report.layout, template_dirs=self.templates,
+                                  notebook_dir=run.notebook.parent)
         except Exception as exc:  # a rendering bug must not lose the run: keep it as a failed version
-            manifest["status"] = "failed"
-            manifest["error"] = {"kind": "render", "summary": f"rendering failed: {type(exc).__name__}: {exc}",
-                                 "cell_index": None, "ename": type(exc).__name__, "evalue": str(exc)}
-            page = render_version(nbformat.v4.new_notebook(), self.page_context(run, manifest),
+            version.status = Status.FAILED
+            version.error = VersionError(kind="render", summary=f"rendering failed: {type(exc).__name__}: {exc}",
+                                         ename=type(exc).__name__, evalue=str(exc))
+            version.previous, version.changes, changes = None, None, {}
+            page = render_version(nbformat.v4.new_notebook(), self.page_context(run, version),
                                   template_dirs=self.templates)
-        files = {"index.html": page, run.notebook.name: nbformat.writes(nb), **changes}
-        self.keep_log(run, manifest["version_id"], result)
-        self.store.commit_version(run.report, manifest["version_id"], files, manifest)
-        self._published(run.report).insert(0, {**manifest, "path": manifest["version_id"]})
-        summary = (manifest["error"] or {}).get("summary", "") or "; ".join(b["message"] for b in manifest["breaches"])
-        return Outcome(run, manifest["status"], manifest["version_id"], result.duration_s, summary)
+        files = {"index.html": page, **changes}
+        if report.publish_notebook:  # false: the executed notebook (and its code) stays off the site
+            files[run.notebook.name] = nbformat.writes(nb)
+        self.keep_log(run, version.version_id, result)
+        self.store.commit_version(version, files)
+        self._published(run.report).insert(0, version)
+        return Outcome(run, version.status.value, version.version_id, result.duration_s, version.summary, version)

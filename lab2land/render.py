@@ -22,7 +22,7 @@ from nbconvert.preprocessors import Preprocessor
 from traitlets import Bool, Unicode
 from traitlets.config import Config
 
-from lab2land import grid, sanitize
+from lab2land import cell_tags, grid, images, page_needs, sanitize
 from lab2land.templating import TEMPLATES_DIR
 
 LAYOUTS = ("flow", "grid")
@@ -80,17 +80,18 @@ class ReportPreprocessor(Preprocessor):
         kept = []
         for index, cell in enumerate(nb.cells):
             tags = set(cell.metadata.get("tags", []))
-            if tags & _PAPERMILL_BANNER_TAGS or (tags & _REMOVE_CELL and index != failed):
+            shows = cell_tags.visibility(cell)  # the rule dashboards follow too
+            if tags & _PAPERMILL_BANNER_TAGS or (not shows.cell and index != failed):
                 continue
             meta = cell.metadata.setdefault("lab2land", {})
             if cell.cell_type == "code" and index == failed:
-                cell.outputs = _clean_outputs(cell.get("outputs", []))
+                cell.outputs = _clean_outputs(cell.get("outputs", []), index, l2l.get("images"))
             if index == failed:
                 meta["failed"] = True
                 l2l["failed_cell"] = True
             elif cell.cell_type == "code":
-                cell.outputs = [] if tags & _REMOVE_OUTPUT else _clean_outputs(cell.get("outputs", []))
-                if not self.show_code or tags & _HIDE_INPUT:
+                cell.outputs = _clean_outputs(cell.get("outputs", []), index, l2l.get("images")) if shows.output else []
+                if not self.show_code or not shows.input:
                     cell.metadata.setdefault("transient", {})["remove_source"] = True
                     if not cell.get("outputs"):
                         continue  # nothing left to show: not even an empty box
@@ -118,12 +119,13 @@ class ReportExporter(HTMLExporter):
     def default_filters(self):
         """nbconvert's filters plus ``l2l_clean_html`` (nh3) and ``l2l_json`` (data blocks)."""
         yield from super().default_filters()
-        yield ("l2l_clean_html", sanitize.clean_html)
+        yield ("l2l_clean_html", _clean_html_filter)
         yield ("l2l_json", sanitize.json_for_script)
 
 
 def render_version(nb: nbformat.NotebookNode, page: dict, *, show_code: bool = False,
-                   layout: str = "flow", template_dirs: list[Path] | None = None) -> str:
+                   layout: str = "flow", template_dirs: list[Path] | None = None,
+                   notebook_dir: Path | None = None) -> str:
     """HTML of one version page of a report (in-process nbconvert HTMLExporter subclass).
 
     Args:
@@ -136,6 +138,8 @@ def render_version(nb: nbformat.NotebookNode, page: dict, *, show_code: bool = F
             ``jupyter_dashboards`` grid metadata, one column on narrow screens).
         template_dirs: Extra template base dirs (each may hold ``report/`` and ``site/``),
             searched before lab2land's own ``templates/``.
+        notebook_dir: The notebook's folder: images that markdown and HTML name by a relative
+            path inside it are embedded (:mod:`lab2land.images`); None embeds none.
 
     Returns:
         The page's HTML.
@@ -154,7 +158,9 @@ def render_version(nb: nbformat.NotebookNode, page: dict, *, show_code: bool = F
             "show_code": bool(show_code),
             "has_plotly": _has_output(nb, PLOTLY_MIME),
             "has_widgets": widgets,
-            "has_math": _has_math(nb),
+            "has_math": _has_math(nb) or page_needs.widgets_have_math(nb),
+            "has_plot_tex": page_needs.plots_have_tex(nb),
+            "images": images.resolver(notebook_dir),
             "failed_cell": False,  # set by ReportPreprocessor
             "report_root": _dirname(page["links"]["versions_js"]),
             "csp": _csp(widgets=widgets),
@@ -192,9 +198,6 @@ def render_site_page(template: str, context: dict, *, template_dirs: list[Path] 
 # --- internals ---------------------------------------------------------------------------
 
 _PAPERMILL_BANNER_TAGS = {"papermill-error-cell-tag"}
-_REMOVE_CELL = {"remove-cell", "remove_cell"}
-_HIDE_INPUT = {"remove-input", "remove_input", "hide-input", "hide_input"}
-_REMOVE_OUTPUT = {"remove-output", "remove_output"}
 
 
 def _failing_cell(cells: list, cell_index: int | None) -> int | None:
@@ -281,7 +284,10 @@ def _exporter(dirs: tuple[str, ...], show_code: bool, layout: str) -> tuple[Repo
         # Off: it reads any local path a markdown cell names (relative to our cwd) into the
         # page, and it mangles inline HTML; cell attachments are embedded regardless.
         embed_images=False,
-        exclude_anchor_links=True,
+        # Headings get ids and a ¶ link as in nbconvert/JupyterLab, so a notebook's own table
+        # of contents works; the sanitizer keeps ids that cannot shadow page globals.
+        exclude_anchor_links=False,
+        anchor_link_text="",  # the ¶ is drawn by lab2land.css, so it is not part of the heading's text
     )
     exporter.register_preprocessor(ReportPreprocessor(config=config), enabled=True)
     return exporter, threading.Lock()
@@ -308,11 +314,27 @@ def _csp(*, widgets: bool) -> str:
     return sanitize.content_security_policy(widgets=widgets, live=False)
 
 
-def _clean_outputs(outputs: list) -> list:
+def _clean_outputs(outputs: list, cell_index: int, resolve_image=None) -> list:
     """Outputs as :func:`lab2land.sanitize.clean_output` leaves them (the dashboards' rule too);
-    the template cleans HTML and markdown again where it prints them."""
-    cleaned = (sanitize.clean_output(o) for o in outputs)
-    return [nbformat.from_dict(o) for o in cleaned if o is not None]
+    the template cleans HTML and markdown again where it prints them. Each output's ``<style>``
+    rules are scoped to its own container, ``l2l-o<cell>-<output>`` (``metadata.lab2land.scope``)."""
+    kept = []
+    for n, output in enumerate(outputs):
+        scope = f"l2l-o{cell_index}-{n}"
+        clean = sanitize.clean_output(output, scope=scope, resolve_image=resolve_image)
+        if clean is not None:
+            clean = nbformat.from_dict(clean)
+            if "text/html" in clean.get("data", {}):
+                clean["metadata"] = {**clean.get("metadata", {}), "lab2land": {"scope": scope}}
+            kept.append(clean)
+    return kept
+
+
+@jinja2.pass_context
+def _clean_html_filter(context, html: str, scope: str | None = None) -> str:
+    """``l2l_clean_html``: :func:`lab2land.sanitize.clean_html` with this page's image folder."""
+    l2l = (context.get("resources") or {}).get("lab2land") or {}
+    return sanitize.clean_html(html, scope=scope, resolve_image=l2l.get("images"))
 
 
 def _has_output(nb: nbformat.NotebookNode, mime: str) -> bool:

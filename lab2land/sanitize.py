@@ -21,6 +21,8 @@ from typing import Any
 
 import nh3
 
+from lab2land import css
+
 # Tags a pandas table, a markdown cell or a typical rich repr needs; nothing that runs
 # script, loads frames or submits forms.
 ALLOWED_TAGS = frozenset(nh3.ALLOWED_TAGS) | {
@@ -35,22 +37,9 @@ _COMMON_ATTRS = {"class", "id", "title", "lang", "dir", "align", "valign", "styl
 # Inline styles are how notebooks draw KPI cards and coloured cells, so `style` stays, but
 # only with these properties: no positioning (a fixed overlay could cover the page's own
 # banner and links). A url() in `background` cannot load from elsewhere: the page's CSP
-# allows images only from the site itself and data: URLs.
-STYLE_PROPERTIES = frozenset({
-    "color", "background", "background-color", "opacity",
-    "font", "font-family", "font-size", "font-style", "font-weight", "font-variant",
-    "line-height", "letter-spacing", "text-align", "text-decoration", "text-transform",
-    "vertical-align", "white-space", "word-break", "overflow-wrap",
-    "display", "flex", "flex-basis", "flex-direction", "flex-grow", "flex-shrink", "flex-wrap",
-    "gap", "row-gap", "column-gap", "align-items", "align-self", "justify-content",
-    "grid-template-columns", "grid-column", "grid-row",
-    "width", "min-width", "max-width", "height", "min-height", "max-height", "box-sizing",
-    "margin", "margin-top", "margin-right", "margin-bottom", "margin-left",
-    "padding", "padding-top", "padding-right", "padding-bottom", "padding-left",
-    "border", "border-top", "border-right", "border-bottom", "border-left", "border-color",
-    "border-style", "border-width", "border-radius", "border-collapse", "border-spacing",
-    "list-style", "list-style-type", "overflow", "overflow-x", "overflow-y",
-})
+# allows images only from the site itself and data: URLs. `<style>` blocks have their own,
+# scoped rules (lab2land.css).
+STYLE_PROPERTIES = css.INLINE_PROPERTIES
 ALLOWED_ATTRIBUTES: dict[str, set[str]] = {
     "*": _COMMON_ATTRS,
     "a": {"href", "name"},
@@ -72,43 +61,89 @@ _WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 _WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
 
 
-def _filter_attribute(tag: str, attr: str, value: str) -> str | None:
-    """Allow ``data:`` URLs only as image sources (inline plots, markdown attachments).
+# Ids a notebook may not give its elements. Every element id becomes a property of `window`
+# ("named access"), shadowing what the page's scripts and bundled libraries look up there
+# (`window.MathJax`, `window.define`, ...) and what window inherits from EventTarget and
+# Object; window's own properties (location, document, ...) win over ids, so need no entry.
+# `l2l-` ids are the page's own (the failing cell, output containers).
+CLOBBERED_IDS = frozenset({
+    "MathJax", "Plotly", "PlotlyConfig", "lab2landVersions", "require", "requirejs", "define", "module",
+    "exports", "global", "process", "Buffer", "jQuery", "$", "_", "d3", "katex", "Jupyter", "IPython",
+    "addEventListener", "removeEventListener", "dispatchEvent", "toString", "toLocaleString", "valueOf",
+    "hasOwnProperty", "isPrototypeOf", "propertyIsEnumerable", "__proto__", "__defineGetter__",
+    "__defineSetter__", "__lookupGetter__", "__lookupSetter__",
+})
+_RESERVED_ID_PREFIXES = ("l2l-", "lab2land")
 
-    ``data:image/...`` in an ``<img>`` cannot run script, while a ``data:text/html`` link
-    could; nh3's scheme list cannot tell the two apart, so this callback does.
-    """
-    if attr in ("src", "href") and value.strip().lower().startswith("data:"):
-        if tag == "img" and value.strip().lower().startswith("data:image/"):
-            return value
-        return None
-    if tag == "input" and attr == "type" and value.lower() != "checkbox":
-        return None
-    return value
+
+def _attribute_filter(scope: str | None, resolve_image):
+    """nh3's per-attribute callback for one cleaning: ``data:`` URLs only as image sources,
+    relative image paths embedded by ``resolve_image``, ids that cannot clobber page globals."""
+
+    def keep(tag: str, attr: str, value: str) -> str | None:
+        lowered = value.strip().lower()
+        if attr in ("src", "href") and lowered.startswith("data:"):
+            # data:image/... in an <img> cannot run script, while a data:text/html link could;
+            # nh3's scheme list cannot tell the two apart.
+            return value if tag == "img" and lowered.startswith("data:image/") else None
+        if tag == "img" and attr == "src" and resolve_image is not None:
+            return resolve_image(value) or value
+        if attr == "id" and value != scope and (value in CLOBBERED_IDS or value.startswith(_RESERVED_ID_PREFIXES)):
+            return None
+        if tag == "input" and attr == "type" and lowered != "checkbox":
+            return None
+        return value
+
+    return keep
 
 
-def clean_html(html: str) -> str:
+def scope_id(text: str) -> str:
+    """A container id for an output's scoped CSS when no position names it (live outputs)."""
+    import hashlib
+
+    return "l2l-s" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def clean_html(html: str, *, scope: str | None = None, wrap: bool = False, resolve_image=None) -> str:
     """Sanitize an HTML fragment from a notebook output or a markdown cell.
 
     Args:
         html: Untrusted HTML (``text/html`` output, rendered markdown).
+        scope: Keep the fragment's ``<style>`` rules, cleaned and scoped to the element with
+            this id (see :mod:`lab2land.css`); None drops them. The caller puts the result in
+            an element with this id and class ``l2l-scoped``, unless ``wrap``.
+        wrap: Wrap the result in ``<div class="l2l-scoped" id="{scope}">`` (when it has CSS).
+        resolve_image: Maps a relative ``<img src>`` to a ``data:`` URL
+            (:func:`lab2land.images.resolver`); None leaves image sources as they are.
 
     Returns:
         HTML with only allow-listed tags, attributes and inline-style properties: no
-        script, event handlers, frames, forms or positioning; the text of
-        ``<script>``/``<style>`` elements is dropped.
+        script, event handlers, frames, forms or positioning; the text of ``<script>``
+        elements is dropped, that of ``<style>`` elements kept only as scoped, filtered CSS.
+
+    Raises:
+        ValueError: ``scope`` is not a plain id.
     """
     schemes = _URL_SCHEMES | {"data"}
-    return nh3.clean(
+    styles = ""
+    if scope is not None:
+        styles = "\n".join(filter(None, (css.clean_css(t, scope) for t in css.style_texts(str(html)))))
+    body = nh3.clean(
         str(html),
         tags=set(ALLOWED_TAGS),
         attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
         url_schemes=schemes,
-        attribute_filter=_filter_attribute,
+        attribute_filter=_attribute_filter(scope, resolve_image),
         link_rel="noopener noreferrer nofollow",
         filter_style_properties=set(STYLE_PROPERTIES),
         strip_comments=True,
     )
+    if not styles:
+        return body
+    opening = f'<div class="l2l-scoped" id="{scope}">'
+    if wrap and not (body.startswith(opening) and body.endswith("</div>")):  # not wrapped by a first cleaning
+        body = f"{opening}{body}</div>"
+    return f"<style>{styles}</style>{body}"
 
 
 def json_for_script(value: Any) -> str:
@@ -224,7 +259,8 @@ def content_security_policy(*, widgets: bool, live: bool = False) -> str:
 _IMAGE_SIZES = ("width", "height")
 
 
-def clean_output(output: dict, *, markdown_as_html: bool = False) -> dict | None:
+def clean_output(output: dict, *, markdown_as_html: bool = False, scope: str | None = None, wrap: bool = False,
+                 resolve_image=None) -> dict | None:
     """A copy of a notebook output that is safe to show; None if only script would be left.
 
     HTML goes through :func:`clean_html`, ``application/javascript`` is dropped, and image
@@ -236,20 +272,23 @@ def clean_output(output: dict, *, markdown_as_html: bool = False) -> dict | None
             message's content holding ``data`` and ``metadata``.
         markdown_as_html: Replace ``text/markdown`` with its cleaned HTML rendering. For live
             dashboards, whose browser side would render markdown itself without sanitizing.
+        scope, wrap, resolve_image: As for :func:`clean_html`: keep the HTML's ``<style>``
+            rules scoped to the element with id ``scope`` (``wrap``: in a container of ours).
     """
     if is_script_only(output):
         return None
     if "data" not in output and "metadata" not in output:
         return output
     clean = dict(output)
+    options = {"scope": scope, "wrap": wrap, "resolve_image": resolve_image}
     data = {k: v for k, v in (output.get("data") or {}).items() if k != "application/javascript"}
     if "text/html" in data:
-        data["text/html"] = clean_html(_text(data["text/html"]))
+        data["text/html"] = clean_html(_text(data["text/html"]), **options)
     if markdown_as_html and "text/markdown" in data:
         from nbconvert.filters import markdown2html  # nbconvert's own rendering, as the static pages
 
         markdown = data.pop("text/markdown")
-        data.setdefault("text/html", clean_html(markdown2html(_text(markdown))))
+        data.setdefault("text/html", clean_html(markdown2html(_text(markdown)), **options))
     if "data" in output:
         clean["data"] = data
     if "metadata" in output:
@@ -297,7 +336,9 @@ def clean_widget_state(model_name: str | None, state: dict, *, allow_html: bool 
 
     The ``value`` of HTML and HTMLMath widgets and a ``description`` shown as HTML
     (``description_allow_html``) go through :func:`clean_html`; an Output widget's ``outputs``
-    through :func:`clean_output`. ``model_name`` None means not known: ``value`` is cleaned then.
+    through :func:`clean_output`, keeping their ``<style>`` rules scoped to a container of
+    their own, as for any other output. ``model_name`` None means not known: ``value`` is
+    cleaned then.
 
     Args:
         model_name: The widget model's ``_model_name`` (``HTMLModel``, ``OutputModel``, ...).
@@ -310,7 +351,8 @@ def clean_widget_state(model_name: str | None, state: dict, *, allow_html: bool 
     if isinstance(clean.get("description"), str) and clean.get("description_allow_html", allow_html):
         clean["description"] = clean_html(clean["description"])
     if model_name == "OutputModel" and isinstance(clean.get("outputs"), list):
-        outputs = (clean_output(o, markdown_as_html=True) for o in clean["outputs"] if isinstance(o, dict))
+        outputs = (clean_output(o, markdown_as_html=True, scope=scope_id(json.dumps(o, sort_keys=True, default=str)),
+                                wrap=True) for o in clean["outputs"] if isinstance(o, dict))
         clean["outputs"] = [o for o in outputs if o is not None]
     return clean
 
@@ -323,6 +365,14 @@ def clean_saved_widget_state(nb) -> None:
             model["state"] = clean_widget_state(model.get("model_name"), model["state"])
 
 
-def clean_dashboard_output(output: dict) -> dict | None:
-    """:func:`clean_output` for a live dashboard, whose browser renders markdown unsanitized."""
-    return clean_output(output, markdown_as_html=True)
+def clean_dashboard_output(output: dict, *, keep_styles: bool = False) -> dict | None:
+    """:func:`clean_output` for a live dashboard, whose browser renders markdown unsanitized.
+
+    Args:
+        output: The output (or an iopub message's content).
+        keep_styles: Keep ``<style>`` rules (pandas Styler), scoped to a ``div.l2l-scoped``
+            container wrapped around the output's HTML (the page must load lab2land.css,
+            whose ``contain: paint`` keeps positioned content inside it).
+    """
+    scope = scope_id(json.dumps(output.get("data") or {}, sort_keys=True, default=str)) if keep_styles else None
+    return clean_output(output, markdown_as_html=True, scope=scope, wrap=keep_styles)

@@ -30,6 +30,7 @@ from voila.paths import collect_static_paths, collect_template_paths
 
 from lab2land import dashboards as dash
 from lab2land.config import Config
+from lab2land.dashboard_refresh import Refresher
 from lab2land.errors import ServeError
 from lab2land.serve_handlers import (
     DashboardHandler,
@@ -59,6 +60,11 @@ ALLOWED_MESSAGES = ["comm_open", "comm_close", "comm_msg", "comm_info_request", 
 FRONTEND_EXTENSIONS = ["@voila-dashboards/widgets-manager8", "@voila-dashboards/widgets-manager7",
                        "@jupyter-widgets/jupyterlab-manager",
                        "jupyterlab-plotly", "jupyterlab_pygments"]
+
+# What one dashboard kernel takes (a pandas/plotly/ipywidgets kernel after its notebook ran),
+# for the default of [serve] max_kernels.
+KERNEL_BYTES = 150 * 2**20
+MIN_KERNELS = 2
 
 log = logging.getLogger("lab2land.serve")
 
@@ -121,6 +127,9 @@ class DashboardServer(Voila):
                  len(self.dashboards), self.ip, self.port)
         print(f"lab2land: serving on http://{self.ip}:{self.port}/ (Ctrl-C to stop)", flush=True)
         self.ioloop = tornado.ioloop.IOLoop.current()
+        # New builds' data for new viewers, without a restart (lab2land.dashboard_refresh).
+        refresher = Refresher(self.project, self.dashboards, self.runtime_dir, self.kernel_manager)
+        self.ioloop.add_callback(refresher.start)
         try:
             self.ioloop.start()
         except KeyboardInterrupt:
@@ -149,8 +158,13 @@ def _reap(processes: list[psutil.Process], timeout: float = 5.0) -> None:
             proc.kill()
 
 
+def default_max_kernels() -> int:
+    """``[serve] max_kernels`` when not set: what the available memory holds, at least 2."""
+    return max(MIN_KERNELS, psutil.virtual_memory().available // KERNEL_BYTES)
+
+
 def _voila_config(dashboards: dict[str, dash.Dashboard], runtime_dir: Path, host: str, port: int,
-                  token: str | None) -> TraitletsConfig:
+                  token: str | None, max_kernels: int = 0) -> TraitletsConfig:
     c = TraitletsConfig()
     c.Voila.root_dir = str(runtime_dir)
     c.Voila.ip = host
@@ -171,6 +185,7 @@ def _voila_config(dashboards: dict[str, dash.Dashboard], runtime_dir: Path, host
     c.VoilaConfiguration.default_pool_size = 0
     c.VoilaConfiguration.multi_kernel_manager_class = DashboardKernelManager
     c.VoilaExecutor.cell_error_instruction = ""
+    c.VoilaExecutor.timeout_func = dash.cell_timeout  # the report's `timeout`, as for the static pages
     # One sanitizer for the static pages and the dashboards: the grid template cleans outputs
     # and markdown with these, and the kernel websocket cleans what the kernel sends live.
     c.VoilaExporter.filters = {"l2l_clean_html": "lab2land.sanitize.clean_html",
@@ -181,6 +196,7 @@ def _voila_config(dashboards: dict[str, dash.Dashboard], runtime_dir: Path, host
         **{d.default_path: {"pool_size": d.pool_size} for d in dashboards.values()},
     }
     c.DashboardKernelManager.kernel_dirs = {name: str(d.cwd) for name, d in dashboards.items()}
+    c.DashboardKernelManager.max_kernels = max_kernels
     c.MappingKernelManager.cull_idle_timeout = CULL_IDLE_SECONDS
     c.MappingKernelManager.cull_interval = CULL_INTERVAL_SECONDS
     c.MappingKernelManager.cull_connected = False  # a viewer's open tab keeps its kernel
@@ -210,7 +226,12 @@ def serve(config: Config, *, host: str = "127.0.0.1", port: int = 8866, token: s
     try:
         for dashboard in dashboards.values():
             dash.write_default(dashboard, runtime_dir)
-        app = DashboardServer(config=_voila_config(dashboards, runtime_dir, host, port, token),
+        max_kernels = config.serve.max_kernels or default_max_kernels()
+        pooled = sum(d.pool_size for d in dashboards.values())
+        if pooled >= max_kernels:
+            log.warning("[serve] max_kernels = %d but the dashboards' pools take %d: viewers may find it busy",
+                        max_kernels, pooled)
+        app = DashboardServer(config=_voila_config(dashboards, runtime_dir, host, port, token, max_kernels),
                               dashboards=dashboards, runtime_dir=runtime_dir, project=config)
         app.initialize([])
         app.start()

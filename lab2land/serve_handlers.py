@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 import re
@@ -10,12 +11,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 from jupyter_client.session import DELIM
-from jupyter_server._tz import utcnow
 from jupyter_server.base.handlers import FileFindHandler, JupyterHandler
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
-from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 from tornado import web
-from traitlets import Dict
 from voila.static_file_handler import TemplateStaticFileHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
@@ -23,13 +21,17 @@ from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
 from lab2land import dashboards as dash
 from lab2land import sanitize
 from lab2land.params import ParameterError
+from lab2land.serve_kernels import AtCapacity, DashboardKernelManager, page_kernels
+from lab2land.store import MANIFEST
 
 log = logging.getLogger("lab2land.serve")
 
-# Kinds of file a built site is made of. Anything else in the site folder (the executed
-# notebooks, data snapshots, scripts) is not served.
+# Kinds of file a built site is made of. Anything else in the site folder (data snapshots,
+# scripts) is not served; a version's executed notebook only if its manifest names it (as
+# the version page links it; `publish_notebook = false` leaves it out of both).
 SITE_SUFFIXES = {".html", ".css", ".js", ".mjs", ".json", ".svg", ".png", ".jpg", ".jpeg", ".gif", ".webp",
                  ".ico", ".woff", ".woff2", ".ttf", ".xml", ".txt", ".map"}
+BUSY_RETRY_S = 10  # the Retry-After of the "busy" page
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -50,59 +52,6 @@ class PlainErrorsMixin:
         reason = self._reason if hasattr(self, "_reason") else "Error"
         self.set_header("Content-Type", "text/html; charset=UTF-8")
         self.finish(page(f"{status_code} {reason}", "<p>The page could not be served.</p>"))
-
-
-# How long a kernel handed to a viewer's page may wait for its websocket before the idle culler
-# may take it (a page on a busy machine loads slowly; a tab closed before it connected frees it).
-PAGE_GRACE_S = int(os.environ.get("LAB2LAND_PAGE_GRACE_SECONDS", "120"))
-
-class DashboardKernelManager(AsyncMappingKernelManager):
-    """Runs each dashboard's kernels in the folder of its source notebook.
-
-    Voila starts kernels in the folder of the notebook it serves, which for lab2land is the
-    private runtime folder of prepared notebooks; the notebooks expect their own folder.
-    """
-
-    kernel_dirs = Dict(config=True, help="Folder to run kernels in, by report name.")
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.viewed: set[str] = set()  # kernels a viewer's websocket has been connected to
-        self.handed_out: dict = {}  # kernel id -> when the culler first saw it out of the pool
-
-    async def cull_kernels(self):
-        # The culler only knows "idle, no connection", which is also what a kernel looks like
-        # while its viewer's page is still loading (a slow page on a busy machine takes longer
-        # than the idle timeout before its websocket opens: the viewer got "This dashboard
-        # failed"). So restart the idle clock of kernels no viewer has used yet: those waiting
-        # in a preheated pool, and those handed to a page whose websocket has not opened, for
-        # up to PAGE_GRACE_S. A kernel that had a viewer is culled as before once they leave.
-        now = utcnow()
-        pooled = set()
-        for pool in getattr(self, "_pools", {}).values():
-            for task in pool:
-                if task.done() and not task.cancelled() and task.exception() is None:
-                    pooled.add(task.result().get("kernel_id"))
-        connected = getattr(self, "_kernel_connections", {})
-        for kernel_id, kernel in list(self._kernels.items()):
-            if connected.get(kernel_id, 0) > 0:
-                self.viewed.add(kernel_id)
-            elif kernel_id in pooled:
-                kernel.last_activity = now
-            elif kernel_id not in self.viewed:
-                handed = self.handed_out.setdefault(kernel_id, now)
-                if (now - handed).total_seconds() < PAGE_GRACE_S:
-                    kernel.last_activity = now
-        await super().cull_kernels()
-        for kernel_id in set(self.handed_out) - set(self._kernels):
-            self.handed_out.pop(kernel_id, None)
-            self.viewed.discard(kernel_id)
-
-    def cwd_for_path(self, path, **kwargs):
-        report = str(path).replace(os.sep, "/").strip("/").split("/", 1)[0]
-        if report in self.kernel_dirs:
-            return self.kernel_dirs[report]
-        return super().cwd_for_path(path, **kwargs)
 
 
 class TemplateAssetsHandler(PlainErrorsMixin, TemplateStaticFileHandler):
@@ -185,6 +134,18 @@ class SanitizingConnection(ZMQChannelsWebsocketConnection):
         return {**content, "data": data}
 
 
+def _published_notebook(path: str) -> bool:
+    """True if ``path`` is the executed notebook its version folder's manifest names."""
+    file = Path(path)
+    if file.suffix.lower() != ".ipynb":
+        return False
+    try:
+        manifest = json.loads((file.parent / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("executed_notebook") == file.name
+
+
 class TrailingSlashHandler(PlainErrorsMixin, JupyterHandler):
     """``/dashboards/<report>`` → ``/dashboards/<report>/`` (keeping the query string)."""
 
@@ -218,12 +179,21 @@ class DashboardHandler(PlainErrorsMixin, TornadoVoilaHandler):
             return
         runtime_dir: Path = self.settings["lab2land_runtime_dir"]
         self.notebook_path = dash.write_variant(dashboard, values, runtime_dir)
+        _ = self.xsrf_token  # sets the cookie the page's shutdown request on unload is checked with
+        manager: DashboardKernelManager = self.kernel_manager
+        kernels = page_kernels()  # the kernel Voila hands this page: not culled while it loads
         started = False
         try:
             async for snippet in self.get_generator(path=None):
+                if not started:
+                    for kernel_id in kernels:
+                        manager.page_started(kernel_id)
                 started = True
                 self.write(snippet)
                 self.flush()
+        except AtCapacity as exc:
+            log.warning("dashboard %r: busy, viewer turned away (%s)", report, exc)
+            self._busy(dashboard)
         except Exception:
             # A failing start (missing kernel, dead kernel) must not take the server down or
             # show a traceback: the details go to the log, the viewer gets a notice.
@@ -235,6 +205,19 @@ class DashboardHandler(PlainErrorsMixin, TornadoVoilaHandler):
             else:
                 self.set_status(500)
                 self.write(page(f"{dashboard.title}: this dashboard failed", notice))
+
+        finally:
+            if started:
+                for kernel_id in kernels:
+                    manager.page_finished(kernel_id)
+
+    def _busy(self, dashboard: dash.Dashboard) -> None:
+        self.clear_header("Cache-Control")
+        self.set_status(503)
+        self.set_header("Retry-After", str(BUSY_RETRY_S))
+        self.set_header("Cache-Control", "no-store")
+        self.finish(page(f"{dashboard.title}: busy", "<p>The server is busy: every dashboard kernel it may run "
+                         "is in use. Try again in a moment.</p>"))
 
     def _unknown(self, report: str, dashboards: dict) -> None:
         self.set_status(404)
@@ -279,9 +262,20 @@ class SiteHandler(PlainErrorsMixin, JupyterHandler, web.StaticFileHandler):
         parts = Path(real).relative_to(real_root).parts
         if any(part.startswith(".") for part in parts):
             raise web.HTTPError(404)
-        if os.path.isfile(real) and Path(real).suffix.lower() not in SITE_SUFFIXES:
+        if os.path.isfile(real) and Path(real).suffix.lower() not in SITE_SUFFIXES and not _published_notebook(real):
             raise web.HTTPError(404)
         return super().validate_absolute_path(root, absolute_path)
+
+    def set_extra_headers(self, path):
+        if path.lower().endswith(".ipynb"):
+            # A download, never a document the browser would render.
+            self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(Path(path).name)}")
+            self.set_header("X-Content-Type-Options", "nosniff")
+
+    def get_content_type(self):
+        if self.absolute_path and self.absolute_path.lower().endswith(".ipynb"):
+            return "application/x-ipynb+json"
+        return super().get_content_type()
 
     def _no_site(self) -> None:
         dashboards = self.settings["lab2land_dashboards"]

@@ -26,6 +26,7 @@ from .plan import report_variants
 from .store import MANIFEST, VERSION_RE, Store, latest_by_variant, write_atomic
 from .templating import template_fingerprint
 from .trends import headline, trend_figures
+from .version import Status, Version
 
 CATALOG_SCHEMA = 2  # 2: versions carry metrics and breaches; status may be "degraded"
 # store.write_atomic's temporary files (".<name>.<8 hex>.tmp"), left behind when a publish is
@@ -83,15 +84,15 @@ def dashboard_path(report: str) -> str:
     return f"dashboards/{report}/"
 
 
-def _variant_entries(versions: list[dict], latest: dict[str, dict], variants: list[tuple[str, str, dict]],
+def _variant_entries(versions: list[Version], latest: dict[str, Version], variants: list[tuple[str, str, dict]],
                      prefix: str) -> list[dict]:
     entries = []
     for key, label, parameters in variants:
         good = latest.get(key)
-        line = [m for m in versions if m.get("variant") == key]
+        line = [v for v in versions if v.variant == key]
         newest = line[0] if line else None
         # The newest run, when it is not what readers see: failed, or degraded and not promoted.
-        failure = newest if newest and newest is not good and newest.get("status") != "ok" else None
+        failure = newest if newest and newest is not good and newest.status is not Status.OK else None
         entries.append({
             "key": key, "label": label, "parameters": parameters,
             "latest_url": f"{prefix}latest/{key}.html" if good else None,
@@ -102,17 +103,14 @@ def _variant_entries(versions: list[dict], latest: dict[str, dict], variants: li
     return entries
 
 
-def _version_entry(manifest: dict, prefix: str, latest_ids: frozenset = frozenset()) -> dict:
-    error = manifest.get("error") or {}
+def _version_entry(version: Version, prefix: str, latest_ids: frozenset = frozenset()) -> dict:
     return {
-        "id": manifest["version_id"], "variant": manifest.get("variant", ""),
-        "label": manifest.get("variant_label", ""), "status": manifest.get("status"),
-        "parameters": manifest.get("parameters", {}), "created": manifest.get("created"),
-        "duration_s": manifest.get("duration_s"), "url": f"{prefix}{manifest['path']}/index.html",
-        "notebook_url": f"{prefix}{manifest['path']}/{manifest.get('executed_notebook', '')}",
-        "summary": error.get("summary", "") or "; ".join(b.get("message", "") for b in manifest.get("breaches", [])),
-        "is_latest": manifest["version_id"] in latest_ids,
-        "changes_url": f"{prefix}{manifest['path']}/changes.html" if manifest.get("previous") else None,
+        "id": version.version_id, "variant": version.variant, "label": version.variant_label,
+        "status": version.status.value, "parameters": version.parameters, "created": version.created,
+        "duration_s": version.duration_s, "url": f"{prefix}{version.folder}/index.html",
+        "notebook_url": f"{prefix}{version.folder}/{version.executed_notebook}" if version.executed_notebook else None,
+        "summary": version.summary, "is_latest": version.version_id in latest_ids,
+        "changes_url": f"{prefix}{version.folder}/changes.html" if version.previous else None,
     }
 
 
@@ -162,19 +160,21 @@ class SiteWriter:
         }, template_dirs=self.template_dirs))
         return catalog
 
-    def _write_report(self, name: str, versions: list[dict], latest: dict[str, dict]) -> None:
+    def _write_report(self, name: str, versions: list[Version], latest: dict[str, Version]) -> None:
         report, folder = self.config.reports[name], self.store.report_dir(name)
-        latest_ids = frozenset(m["version_id"] for m in latest.values())
-        for key, manifest in latest.items():
+        latest_ids = frozenset(v.version_id for v in latest.values())
+        for key, version in latest.items():
             write_atomic(folder / "latest" / f"{key}.html",
-                         _redirect_page(f"../{manifest['path']}/index.html", report.title))
+                         _redirect_page(f"../{version.folder}/index.html", report.title))
         first = next((latest[k] for k, _, _ in self.variants[name] if k in latest), None)
         if first:
-            write_atomic(folder / "latest" / "index.html", _redirect_page(f"../{first['path']}/index.html",
+            write_atomic(folder / "latest" / "index.html", _redirect_page(f"../{first.folder}/index.html",
                                                                            report.title))
-        nav = {"report": name, "latest": {k: m["version_id"] for k, m in latest.items()},
-               "versions": [{"id": m["version_id"], "variant": m.get("variant", ""), "status": m.get("status"),
-                             "created": m.get("created"), "url": f"{m['path']}/index.html"} for m in versions]}
+        nav = {"report": name, "latest": {k: v.version_id for k, v in latest.items()},
+               "versions": [{"id": v.version_id, "variant": v.variant, "status": v.status.value,
+                             "created": v.created, "url": f"{v.folder}/index.html"} for v in versions],
+               # Version pages link the live dashboard from here, so turning it on later reaches them.
+               "dashboard": f"../{dashboard_path(name)}" if report.dashboard else None}
         # A script, not JSON: pages opened from file:// may load scripts but not fetch() files.
         write_atomic(folder / "versions.js", "window.lab2landVersions = " + json.dumps(nav, sort_keys=True) + ";\n")
         from .render import render_site_page
@@ -188,23 +188,23 @@ class SiteWriter:
             "trends": trend_figures(versions, self.variants[name]),
         }, template_dirs=self.template_dirs))
 
-    def _catalog_entry(self, name: str, versions: list[dict], latest: dict[str, dict]) -> dict:
+    def _catalog_entry(self, name: str, versions: list[Version], latest: dict[str, Version]) -> dict:
         report = self.config.reports[name]
         return {
             "title": report.title, "description": report.description, "tags": report.tags,
             "notebook": report.notebook, "history": f"{name}/index.html",
             "dashboard": dashboard_path(name) if report.dashboard else None,
             "variants": {key: {"label": label, "parameters": params,
-                               "latest": latest[key]["version_id"] if key in latest else None,
+                               "latest": latest[key].version_id if key in latest else None,
                                "latest_url": f"{name}/latest/{key}.html" if key in latest else None}
                          for key, label, params in self.variants[name]},
             "versions": [{
-                "id": m["version_id"], "variant": m.get("variant"), "status": m.get("status"),
-                "parameters": m.get("parameters", {}), "created": m.get("created"), "finished": m.get("finished"),
-                "duration_s": m.get("duration_s"), "path": f"{name}/{m['path']}/index.html",
-                "notebook": f"{name}/{m['path']}/{m.get('executed_notebook', '')}",
-                "error": (m.get("error") or {}).get("summary"),
-                "metrics": {k: v.get("value") for k, v in (m.get("metrics") or {}).items()},
-                "breaches": [b.get("message") for b in m.get("breaches") or []],
-            } for m in versions],
+                "id": v.version_id, "variant": v.variant, "status": v.status.value,
+                "parameters": v.parameters, "created": v.created, "finished": v.finished,
+                "duration_s": v.duration_s, "path": f"{name}/{v.folder}/index.html",
+                "notebook": f"{name}/{v.folder}/{v.executed_notebook}" if v.executed_notebook else None,
+                "error": v.error.summary if v.error else None,
+                "metrics": {k: m.get("value") for k, m in v.metrics.items()},
+                "breaches": [b.message for b in v.breaches],
+            } for v in versions],
         }

@@ -22,14 +22,12 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .errors import PublishLocked, SiteWriteError
+from .version import Status, Version, read_manifest
 
 MANIFEST = "manifest.json"
 STAGING = ".staging"
 LOCK = ".publish.lock"
-# Statuses of versions that ran to the end: their outputs and metrics are whole.
-COMPLETE = ("ok", "degraded")
 LOCK_WAIT_S = 600  # how long a publish waits for another one of the same site
-MANIFEST_SCHEMA = 2  # 2: metrics, breaches and the degraded status (1 still reads)
 VERSION_RE = re.compile(r"^\d{8}T\d{6}Z(-[a-z0-9][a-z0-9-]*)?$")
 # A file or folder name that stays where it is put: no separators, no dot-names, no "..".
 SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -130,9 +128,9 @@ class Store:
             candidate, n = f"{base}-{n}", n + 1
         return candidate
 
-    def commit_version(self, report: str, version_id: str, files: dict[str, str | bytes], manifest: dict) -> Path:
-        """Publish one version atomically. ``files`` maps file names to contents."""
-        final = self._inside(self.report_dir(report), version_id)
+    def commit_version(self, version: Version, files: dict[str, str | bytes]) -> Path:
+        """Publish one version atomically: its ``files`` (names to contents) and its manifest."""
+        final = self._inside(self.report_dir(version.report), version.version_id)
         if final.exists():
             raise FileExistsError(f"{final}: version already published; versions are never replaced")
         staging = self.new_staging()
@@ -143,18 +141,19 @@ class Store:
                     target.write_bytes(content)
                 else:
                     target.write_text(content, encoding="utf-8")
-            (staging / MANIFEST).write_text(json.dumps({"schema": MANIFEST_SCHEMA, **manifest}, indent=2,
-                                                       sort_keys=True, default=str), encoding="utf-8")
+            (staging / MANIFEST).write_text(json.dumps(version.to_manifest(), indent=2, sort_keys=True),
+                                            encoding="utf-8")
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging, final)  # atomic on one filesystem; staging lives inside the site
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        version.path = version.version_id
         return final
 
-    def versions(self, report: str) -> list[dict]:
-        """Manifests of a report's published versions, newest first. Unreadable ones are skipped."""
-        found = []
+    def versions(self, report: str) -> list[Version]:
+        """A report's published versions, newest first. Unreadable manifests are skipped."""
+        found: list[Version] = []
         folder = self.report_dir(report)
         if not folder.is_dir():
             return found
@@ -162,12 +161,10 @@ class Store:
             if not VERSION_RE.match(child.name):
                 continue
             try:
-                manifest = json.loads((child / MANIFEST).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                found.append(read_manifest((child / MANIFEST).read_bytes(), child.name))
+            except (OSError, ValueError):  # pydantic's ValidationError is a ValueError
                 continue
-            manifest["path"] = child.name
-            found.append(manifest)
-        found.sort(key=lambda m: (m.get("created", ""), m["path"]), reverse=True)
+        found.sort(key=lambda v: (v.created or "", v.path), reverse=True)
         return found
 
     def prune(self, report: str, keep: int) -> list[str]:
@@ -176,28 +173,33 @@ class Store:
         Returns the ids removed. Each is moved into staging first, so it disappears atomically.
         """
         removed = []
-        by_variant: dict[str, list[dict]] = {}
-        for manifest in self.versions(report):
-            by_variant.setdefault(manifest.get("variant", ""), []).append(manifest)
+        by_variant: dict[str, list[Version]] = {}
+        for version in self.versions(report):
+            by_variant.setdefault(version.variant, []).append(version)
         for versions in by_variant.values():
             # Whichever rule the report uses, its latest version stays.
-            latest = {id(m) for rule in (False, True) for m in latest_by_variant(versions, rule).values()}
-            for manifest in versions[keep:]:
-                if id(manifest) in latest:
+            latest = {v.path for rule in (False, True) for v in latest_by_variant(versions, rule).values()}
+            for version in versions[keep:]:
+                if version.path in latest:
                     continue
                 trash = self.new_staging()
-                os.replace(self.report_dir(report) / manifest["path"], trash / "old")
+                os.replace(self.report_dir(report) / version.path, trash / "old")
                 shutil.rmtree(trash, ignore_errors=True)
-                removed.append(manifest["path"])
+                removed.append(version.path)
         return removed
 
 
-def latest_by_variant(versions: list[dict], promote_degraded: bool = False) -> dict[str, dict]:
+def latest_by_variant(versions: list[Version], promote_degraded: bool = False) -> dict[str, Version]:
     """For each variant, the newest version readers should see: the newest that passed (``ok``),
     or with ``promote_degraded`` also one that breached a check. Failed versions never are."""
-    eligible = COMPLETE if promote_degraded else ("ok",)
-    latest: dict[str, dict] = {}
-    for manifest in versions:  # newest first
-        if manifest.get("status") in eligible:
-            latest.setdefault(manifest.get("variant", ""), manifest)
+    latest: dict[str, Version] = {}
+    for version in versions:  # newest first
+        if version.status is Status.OK or (promote_degraded and version.complete):
+            latest.setdefault(version.variant, version)
     return latest
+
+
+def previous_complete(versions: list[Version], variant: str, before: str | None = None) -> Version | None:
+    """The newest complete version of ``variant`` (created before ``before``, if given)."""
+    return next((v for v in versions if v.variant == variant and v.complete
+                 and (before is None or (v.created or "") < before)), None)

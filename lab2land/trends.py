@@ -8,21 +8,18 @@ block, like the figures of the version pages: they work from ``file://`` and any
 from __future__ import annotations
 
 from .metrics import Metric
-from .store import COMPLETE
+from .store import previous_complete
+from .version import Status, Version
 
 HEADLINE = 3  # metrics shown per variant on the index
 
 
-def _points(versions: list[dict]) -> list[tuple[dict, dict[str, Metric]]]:
+def _points(versions: list[Version]) -> list[tuple[Version, dict[str, Metric]]]:
     """Complete versions, oldest first, with their metrics."""
-    found = []
-    for manifest in reversed(versions):  # versions come newest first
-        if manifest.get("status") in COMPLETE and manifest.get("metrics"):
-            found.append((manifest, {k: Metric.from_json(v) for k, v in manifest["metrics"].items()}))
-    return found
+    return [(v, v.metric_values()) for v in reversed(versions) if v.complete and v.metrics]
 
 
-def trend_figures(versions: list[dict], variants: list[tuple[str, str, dict]]) -> list[dict]:
+def trend_figures(versions: list[Version], variants: list[tuple[str, str, dict]]) -> list[dict]:
     """One figure per numeric metric: a line per variant across its versions; hovering shows the
     version and the value, a click opens the version (its URL is the point's ``customdata``)."""
     points = _points(versions)
@@ -32,20 +29,20 @@ def trend_figures(versions: list[dict], variants: list[tuple[str, str, dict]]) -
     figures = []
     for name in names:
         traces, title = [], name
-        for key in dict.fromkeys(m.get("variant", "") for m, _ in points):
-            line = [(m, ms[name]) for m, ms in points if m.get("variant", "") == key and name in ms]
+        for key in dict.fromkeys(v.variant for v, _ in points):
+            line = [(v, ms[name]) for v, ms in points if v.variant == key and name in ms]
             if not line:
                 continue
             title = line[-1][1].label or name
+            degraded = [v.status is Status.DEGRADED for v, _ in line]
             traces.append({
                 "type": "scatter", "mode": "lines+markers", "name": labels.get(key, key),
-                "x": [m.get("created") for m, _ in line], "y": [metric.numeric for _, metric in line],
-                "customdata": [f"{m['version_id']}/index.html" for m, _ in line],
-                "text": [f"{m['version_id']}{' (degraded)' if m.get('status') == 'degraded' else ''}"
-                         for m, _ in line],
+                "x": [v.created for v, _ in line], "y": [metric.numeric for _, metric in line],
+                "customdata": [f"{v.folder}/index.html" for v, _ in line],
+                "text": [f"{v.version_id}{' (degraded)' if bad else ''}"
+                         for (v, _), bad in zip(line, degraded, strict=True)],
                 "hovertemplate": "%{text}<br>%{y}<extra>%{fullData.name}</extra>",
-                "marker": {"symbol": ["x" if m.get("status") == "degraded" else "circle" for m, _ in line],
-                           "size": 8},
+                "marker": {"symbol": ["x" if bad else "circle" for bad in degraded], "size": 8},
             })
         unit = next((ms[name].unit for _, ms in reversed(points) if name in ms), "")
         figures.append({"data": traces, "layout": {
@@ -55,19 +52,18 @@ def trend_figures(versions: list[dict], variants: list[tuple[str, str, dict]]) -
     return figures
 
 
-def headline(versions: list[dict], latest: dict | None) -> list[dict]:
+def headline(versions: list[Version], latest: Version | None) -> list[dict]:
     """The first metrics of ``latest`` (one variant's versions, newest first), each with its
     change since the previous complete version of that variant."""
-    if not latest or not latest.get("metrics"):
+    if not latest or not latest.metrics:
         return []
-    older = [m for m in versions if m.get("status") in COMPLETE and m.get("created", "") < latest.get("created", "")
-             and m.get("variant") == latest.get("variant")]
-    before = older[0].get("metrics", {}) if older else {}
+    older = previous_complete(versions, latest.variant, before=latest.created or "")
+    before = older.metric_values() if older else {}
     shown = []
-    for name, data in list(latest["metrics"].items())[:HEADLINE]:
-        metric, prior = Metric.from_json(data), before.get(name)
+    for name, metric in list(latest.metric_values().items())[:HEADLINE]:
+        prior = before.get(name)
         delta = None
-        if prior is not None and metric.numeric is not None and Metric.from_json(prior).numeric is not None:
-            delta = metric.numeric - Metric.from_json(prior).numeric
+        if prior is not None and metric.numeric is not None and prior.numeric is not None:
+            delta = metric.numeric - prior.numeric
         shown.append({"name": name, "label": metric.label or name, "value": metric.shown(), "delta": delta})
     return shown

@@ -55,6 +55,17 @@ PACKAGES = {
                   "package/es5/output/chtml/fonts/woff-v2/*.woff": "output/chtml/fonts/woff-v2/"},
         "assets": "mathjax",
     },
+    # The same MathJax release with SVG output, for pages whose plotly figures hold TeX:
+    # plotly.js typesets titles, axes and legends only through MathJax's SVG output
+    # (MathJax._.output.svg_ts), which the CHTML bundle lacks. Its glyphs are inline paths,
+    # so it needs no font files.
+    "mathjax-svg": {
+        "name": "mathjax",
+        "version": "3.2.2",
+        "integrity": "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==",
+        "files": {"package/es5/tex-svg-full.js": "tex-svg-full.js", "package/LICENSE": "LICENSE"},
+        "assets": "mathjax-svg",
+    },
 }
 
 

@@ -115,8 +115,8 @@ def test_changed_row_reruns_only_the_report_reading_it(project):
     assert started == ["revenue"] and [v.split("/")[0] for v in new] == ["revenue"]
     # The new version records the new snapshot; the old one keeps its own.
     newest, previous = Store(project / "reports").versions("revenue")[:2]
-    assert newest["sources"][0]["hash"] != previous["sources"][0]["hash"]
-    assert newest["sources"][0]["rows"] == 3 and newest["sources"][0]["name"] == "sales"
+    assert newest.sources[0].hash != previous.sources[0].hash
+    assert newest.sources[0].rows == 3 and newest.sources[0].name == "sales"
 
 
 def test_write_outside_the_query_changes_nothing(project):
@@ -217,7 +217,7 @@ def test_demo_data_advance_rebuilds_only_reports_whose_data_changed(tmp_path):
     assert runs_logged(tmp_path / "nb").count("sales") == 2 and runs_logged(tmp_path / "nb").count("seed") == 1
     store = Store(tmp_path / "reports")
     newest, first = store.versions("sales")
-    assert newest["sources"][0]["rows"] == first["sources"][0]["rows"] + 7 * 20  # a week x 4 regions x 5 products
+    assert newest.sources[0].rows == first.sources[0].rows + 7 * 20  # a week x 4 regions x 5 products
     assert len(store.versions("seed")) == 1
     # Monday's activity starts a new, incomplete week: nothing the reports read has changed.
     assert run_cli("demo-data", "--advance", "1d", project=tmp_path).returncode == 0

@@ -141,14 +141,14 @@ def test_lead_scores_are_written_to_postgres_once_per_version(postgres, tmp_path
     counts = dict(query(results, "select run_id, count(*) from lead_scores group by run_id"))
     assert counts == {v1: expected, outcome.version_id: expected}, "the old version's rows stay, not doubled"
     latest = latest_by_variant(Store(tmp_path / "reports").versions("lead_scoring"))["default"]
-    assert latest["version_id"] == outcome.version_id
+    assert latest.version_id == outcome.version_id
 
     # Executing a version's run again (same run_id) replaces its rows instead of adding to them.
     import papermill
 
-    [leads] = latest["sources"]
+    [leads] = latest.sources
     papermill.execute_notebook(str(tmp_path / "notebooks" / "lead_scoring.ipynb"), str(tmp_path / "again.ipynb"),
-                               parameters={"leads": str(tmp_path / leads["path"]), "results_db": results, "run_id": v1},
+                               parameters={"leads": str(tmp_path / leads.path), "results_db": results, "run_id": v1},
                                cwd=str(tmp_path / "notebooks"), progress_bar=False, kernel_name="python3")
     counts = dict(query(results, "select run_id, count(*) from lead_scores group by run_id"))
     assert counts == {v1: expected, outcome.version_id: expected}

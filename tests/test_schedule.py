@@ -231,12 +231,12 @@ def test_workflow_restores_history_from_the_deployed_site(scheduled, tmp_path, w
     original = Store(scheduled / "reports")
     restored = Store(new / "reports")
     for report in ("old", "fresh"):
-        assert [m["version_id"] for m in restored.versions(report)] == \
-            [m["version_id"] for m in original.versions(report)]
+        assert [v.version_id for v in restored.versions(report)] == \
+            [v.version_id for v in original.versions(report)]
     summary = build(load_config(new), reports=["fresh"])  # nothing changed: the restored version counts
     assert [o.status for o in summary.outcomes] == ["unchanged"]
     catalog = json.loads((new / "reports" / "catalog.json").read_text())
-    assert catalog["reports"]["old"]["variants"]["default"]["latest"] == original.versions("old")[0]["version_id"]
+    assert catalog["reports"]["old"]["variants"]["default"]["latest"] == original.versions("old")[0].version_id
 
 
 # --- docs ----------------------------------------------------------------------------------------

@@ -259,18 +259,18 @@ def built(tmp_path_factory) -> Path:
 
 def test_notebook_receives_the_snapshot_path_and_the_manifest_its_fingerprint(built):
     [version] = Store(built / "reports").versions("sales")
-    [record] = version["sources"]
-    assert (built / "seen-sales.txt").read_text() == str(built / record["path"])
-    assert record["path"].startswith(SNAPSHOTS.as_posix()) and record["rows"] == 2
-    assert len(record["hash"]) == 64 and record["loaded"] and record["kind"] == "sql"
-    page = BeautifulSoup((built / "reports" / "sales" / version["path"] / "index.html").read_text(), "html.parser")
-    assert record["hash"] in page.get_text() and page.find("h2", string="Data sources")
+    [record] = version.sources
+    assert (built / "seen-sales.txt").read_text() == str(built / record.path)
+    assert record.path.startswith(SNAPSHOTS.as_posix()) and record.rows == 2
+    assert len(record.hash) == 64 and record.loaded and record.kind == "sql"
+    page = BeautifulSoup((built / "reports" / "sales" / version.path / "index.html").read_text(), "html.parser")
+    assert record.hash in page.get_text() and page.find("h2", string="Data sources")
     taken = page.find(string=re.compile("data as of"))  # in the version's header, beside "built"
-    assert taken and taken.find_next("time")["datetime"] == record["loaded"]
+    assert taken and taken.find_next("time")["datetime"] == record.loaded
 
 
 def test_broken_source_fails_only_its_reports_and_keeps_the_last_good_version(built):
-    good = {name: latest_by_variant(Store(built / "reports").versions(name))["default"]["version_id"]
+    good = {name: latest_by_variant(Store(built / "reports").versions(name))["default"].version_id
             for name in ("sales", "notes")}
     with sqlite3.connect(built / "data" / "shop.sqlite") as db:
         db.execute("update sales set amount = 12 where region = 'north'")
@@ -285,9 +285,9 @@ def test_broken_source_fails_only_its_reports_and_keeps_the_last_good_version(bu
     assert "sales ok" in err
     store = Store(built / "reports")
     notes = store.versions("notes")
-    assert notes[0]["status"] == "failed" and notes[0]["error"]["kind"] == "source"
-    assert latest_by_variant(notes)["default"]["version_id"] == good["notes"]
-    assert latest_by_variant(store.versions("sales"))["default"]["version_id"] != good["sales"]
+    assert notes[0].status == "failed" and notes[0].error.kind == "source"
+    assert latest_by_variant(notes)["default"].version_id == good["notes"]
+    assert latest_by_variant(store.versions("sales"))["default"].version_id != good["sales"]
     catalog = json.loads((built / "reports" / "catalog.json").read_text())
     assert catalog["reports"]["notes"]["variants"]["default"]["latest"] == good["notes"]
 

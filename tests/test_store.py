@@ -7,13 +7,14 @@ import threading
 
 import pytest
 
-from lab2land.store import MANIFEST_SCHEMA, STAGING, PublishLocked, Store, latest_by_variant, slug, write_atomic
+from lab2land.store import STAGING, PublishLocked, Store, latest_by_variant, slug, write_atomic
+from lab2land.version import MANIFEST_SCHEMA, Version
 
 
 def commit(store: Store, version_id: str, status: str = "ok", variant: str = "default", created: str = "") -> None:
-    store.commit_version("r", version_id, {"index.html": f"<p>{version_id}</p>", "nb.ipynb": b"{}"},
-                         {"version_id": version_id, "status": status, "variant": variant,
-                          "created": created or version_id})
+    version = Version(report="r", version_id=version_id, status=status, variant=variant,
+                      created=created or version_id[:16])
+    store.commit_version(version, {"index.html": f"<p>{version_id}</p>", "nb.ipynb": b"{}"})
 
 
 def test_commit_is_atomic_and_never_replaces_a_version(tmp_path):
@@ -43,9 +44,9 @@ def test_versions_newest_first_and_latest_is_never_a_failure(tmp_path):
     commit(store, "20260103T000000Z", status="failed")
     (tmp_path / "r" / "not-a-version").mkdir()
     (tmp_path / "r" / "20260104T000000Z").mkdir()  # no manifest: ignored, not a crash
-    ids = [m["version_id"] for m in store.versions("r")]
+    ids = [v.version_id for v in store.versions("r")]
     assert ids == ["20260103T000000Z", "20260102T000000Z", "20260101T000000Z"]
-    assert latest_by_variant(store.versions("r"))["default"]["version_id"] == "20260102T000000Z"
+    assert latest_by_variant(store.versions("r"))["default"].version_id == "20260102T000000Z"
 
 
 def test_prune_keeps_the_newest_and_always_the_latest_good(tmp_path):
@@ -56,7 +57,7 @@ def test_prune_keeps_the_newest_and_always_the_latest_good(tmp_path):
     commit(store, "20260101T000000Z-south", variant="south")
     removed = store.prune("r", keep=2)
     assert sorted(removed) == ["20260102T000000Z", "20260103T000000Z"]
-    ids = [m["version_id"] for m in store.versions("r")]
+    ids = [v.version_id for v in store.versions("r")]
     assert ids == ["20260105T000000Z", "20260104T000000Z", "20260101T000000Z-south", "20260101T000000Z"]
 
 

@@ -72,6 +72,19 @@
     el.hidden = false;
   }
 
+  // The report's live dashboard as its config says now: turned on (or off) after a version was
+  // published, the version's page follows, since versions.js is rewritten on every build.
+  function dashboardLink(data) {
+    var el = link("dashboard");
+    if (!el || !("dashboard" in data)) return;
+    if (isRelative(data.dashboard)) {
+      el.setAttribute("href", document.body.dataset.reportRoot + data.dashboard);
+      el.hidden = false;
+    } else {
+      el.hidden = true;
+    }
+  }
+
   function versionNav() {
     var body = document.body;
     var data = window.lab2landVersions;
@@ -85,6 +98,7 @@
     // versions are newest first
     showLink(link("newer"), same[at - 1], "\u2190 Newer");
     showLink(link("older"), same[at + 1], "Older \u2192");
+    dashboardLink(data);
 
     var latestId = data.latest && data.latest[variant];
     var latest = same.filter(function (v) { return v.id === latestId; })[0];
@@ -125,8 +139,28 @@
     }
   }
 
+  // Plotly typesets TeX with MathJax's SVG output: draw once MathJax has started, when the page
+  // loads it (pages whose figures hold TeX); if it fails, draw anyway (the TeX shows raw).
+  function drawPlotsWhenMathReady() {
+    var loader = document.querySelector('script[src$="mathjax-svg/tex-svg-full.js"]');
+    function afterStartup() {
+      var mj = window.MathJax;
+      if (mj && mj.startup && mj.startup.promise) mj.startup.promise.then(drawPlots, drawPlots);
+      else drawPlots();
+    }
+    if (!loader || !document.querySelector("script.l2l-plotly-data")) {
+      drawPlots();
+    } else if (window.MathJax && window.MathJax.version) {
+      afterStartup();
+    } else {
+      // Deferred scripts run in order and this one comes first: wait for MathJax's file.
+      loader.addEventListener("load", afterStartup);
+      loader.addEventListener("error", drawPlots);
+    }
+  }
+
   onReady(function () {
-    drawPlots();
+    drawPlotsWhenMathReady();
     versionNav();
     cardFilter();
     localTimes();

@@ -1,6 +1,8 @@
 /* MathJax 3 settings for lab2land pages, loaded just before assets/mathjax/tex-chtml-full.js
-   (a file, because pages forbid inline script). Typesets only markdown cells and LaTeX/
-   markdown outputs, as Jupyter does, not tables or text that happen to hold "$". */
+   or, on pages whose plotly figures hold TeX, assets/mathjax-svg/tex-svg-full.js (plotly.js
+   typesets only through the SVG output). A file, because pages forbid inline script.
+   Typesets only markdown cells and LaTeX/markdown outputs, as Jupyter does, not tables or
+   text that happen to hold "$"; the widget manager typesets its labels itself (below). */
 window.MathJax = {
   tex: {
     inlineMath: [["$", "$"], ["\\(", "\\)"]],
@@ -18,6 +20,7 @@ window.MathJax = {
     enableMenu: false
   },
   chtml: { displayAlign: "left" },
+  svg: { displayAlign: "left", fontCache: "global" },
   startup: {
     ready: function () {
       window.MathJax.startup.defaultReady();
