@@ -347,6 +347,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: runs stopped; published versions are unchanged")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `lab2land diff ... | head`: the reader has what it wanted. Python would complain again
+        # when it flushes stdout at exit, so stdout goes to /dev/null first (as the docs advise).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except OSError as exc:
         where = exc.filename or "lab2land"
         return _report(console, exc, [f"{where}: {exc.strerror or exc}"], EXIT_ENVIRONMENT, debug)

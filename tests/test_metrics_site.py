@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
-from conftest import run_cli, write_notebook
+from conftest import run_cli, start_cli, write_notebook
 from lab2land.errors import EXIT_DEGRADED, EXIT_OK
 
 NOTEBOOK_CELLS = (
@@ -127,6 +127,10 @@ def test_diff_lists_exactly_what_changed_and_nothing_for_a_rerun(tmp_path):
     assert len(diff["cells"]) == 1, diff["cells"]  # the timestamp/uuid cell is not a change
     text = run_cli("diff", "s", project=root).stdout
     assert "factor: 1.0 → 2.0" in text and "total" in text and "+20" in text
+    # `lab2land diff s | head`: a reader that stops reading (here: before the first line) is no error.
+    piped = start_cli("diff", "s", project=root)
+    piped.stdout.close()
+    assert piped.wait(timeout=120) == 0 and piped.stderr.read() == ""
 
     newest = catalog(root)["versions"][0]["id"]
     changes = BeautifulSoup((root / "reports" / "s" / newest / "changes.html").read_text(), "html.parser")
