@@ -20,9 +20,10 @@ from .data import load_sources
 from .execute import RunError, RunJob, RunResult
 from .executors import Executor, get_executor
 from .forked import WarmSettings
+from .pins import read_pins
 from .plan import Run, injected, plan_runs
 from .publisher import Outcome, Prepared, Publisher, template_dirs
-from .site import SiteWriter, remove_temporaries, site_key
+from .site import SiteWriter, remove_temporaries, report_keys, site_key
 from .store import LOCK_WAIT_S, Store, latest_by_variant, version_stamp
 from .templating import template_fingerprint
 from .version import Version
@@ -40,6 +41,7 @@ class Reporter:
 class BuildSummary:
     outcomes: list[Outcome] = field(default_factory=list)
     site_dir: Path | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. new versions a pin keeps from being latest
 
     @property
     def failed(self) -> list[Outcome]:
@@ -149,6 +151,7 @@ def build(config: Config, *, reports: list[str] | None = None, overrides: dict[s
         for prep in prepared:
             state.mark_checked(prep.run.report, prep.run.variant, now)
         write_site_if_stale(config, store, state)
+        summary.notes += _pinned_notes(store, summary.outcomes)
         state.save()
         store.clean_staging()
     from .notify import notify_build
@@ -157,6 +160,20 @@ def build(config: Config, *, reports: list[str] | None = None, overrides: dict[s
     # target delays only this command, never the next publish, and cannot lose a version.
     notify_build(config, summary.outcomes, published)
     return summary
+
+
+def _pinned_notes(store: Store, outcomes: list[Outcome]) -> list[str]:
+    """What the build summary says about variants whose latest a pin holds."""
+    notes, pins = [], {}
+    for outcome in outcomes:
+        if outcome.version is None or not outcome.version.complete:
+            continue
+        report = outcome.run.report
+        pin = (pins.setdefault(report, read_pins(store, report))).get(outcome.run.variant)
+        if pin and pin.version != outcome.version_id:
+            notes.append(f"{outcome.run.name}: published {outcome.version_id}, but latest stays pinned to "
+                         f"{pin.version}{f' by {pin.by}' if pin.by else ''} (`lab2land unpin {report}` releases it)")
+    return notes
 
 
 def _settle(prepared: list[Prepared], publisher: Publisher, published: dict[str, list[Version]], force: bool,
@@ -208,14 +225,23 @@ def write_site_if_stale(config: Config, store: Store, state: State) -> None:
         write_site(config, store, state)
 
 
-def write_site(config: Config, store: Store, state: State, *, prune: bool = True) -> dict:
-    """Rewrite the site pages and catalog from the versions on disk (after pruning old ones,
-    unless ``prune`` is false), then record in ``state`` what they were written from."""
-    if prune and config.site.keep:
-        for name in config.reports:
-            store.prune(name, config.site.keep)
-    catalog = SiteWriter(config, template_dirs(config)).write()
+def write_site(config: Config, store: Store, state: State, *, prune: bool = True, everything: bool = False) -> dict:
+    """Rewrite the catalog and index, and the pages of every report whose versions, pins, config
+    or templates changed (all of them with ``everything``), after pruning old versions unless
+    ``prune`` is false; then record in ``state`` what the pages were written from."""
+    if prune:
+        for name, report in config.reports.items():
+            keep = report.keep or config.site.keep
+            if keep:
+                pinned = frozenset(pin.version for pin in read_pins(store, name).values())
+                store.prune(name, keep, protect=pinned)
+    dirs = template_dirs(config)
+    keys, written = report_keys(config, store, dirs), state.data.get("pages", {})
+    changed = [name for name in config.reports if everything or written.get(name) != keys[name]
+               or not (store.report_dir(name) / "index.html").exists()]
+    catalog = SiteWriter(config, dirs).write(changed)
     # Recorded after the pages are in place, and from the listing after pruning: a kill before
-    # this line leaves the old key, so the next build writes the pages again.
-    state.data["site"] = site_key(config, store, template_dirs(config))
+    # this line leaves the old keys, so the next build writes the pages again.
+    state.data["pages"] = keys
+    state.data["site"] = site_key(config, store, dirs)
     return catalog

@@ -64,8 +64,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from .pins import latest_with_pins, read_pins
     from .plan import report_variants
-    from .store import Store, latest_by_variant
+    from .store import Store
 
     config = load_config(args.project)
     store = Store(config.output_dir)
@@ -74,14 +75,16 @@ def cmd_list(args: argparse.Namespace) -> int:
         table.add_column(column)
     for name, report in config.reports.items():
         versions = store.versions(name)
-        latest = latest_by_variant(versions, report.promote_degraded)
+        pins = read_pins(store, name)
+        latest = latest_with_pins(versions, report.promote_degraded, pins)
         for key, _, params in report_variants(report):
             good = latest.get(key)
             newest = next((v for v in versions if v.variant == key), None)
             shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "—"
             newest_text = "never built" if newest is None else f"{newest.version_id} {newest.status}"
             style = {"failed": "red", "degraded": "yellow"}.get(newest.status, "") if newest else ""
-            table.add_row(escape(name), escape(shown), escape(good.version_id if good else "—"),
+            held = " (pinned)" if good and key in pins and pins[key].version == good.version_id else ""
+            table.add_row(escape(name), escape(shown), escape(f"{good.version_id}{held}" if good else "—"),
                           f"[{style}]{escape(newest_text)}[/]" if style else escape(newest_text))
     Console().print(table)
     return EXIT_OK
@@ -144,6 +147,28 @@ def cmd_repair(args: argparse.Namespace) -> int:
         console.print(f"fixed latest {escape(entry)}")
     summary = f"{result.problems} problem(s) fixed" if result.problems else "nothing to fix"
     console.print(f"{site}: {summary}; every page, latest page, versions.js and the catalog rewritten")
+    return EXIT_OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from .rollback import rollback
+
+    done = rollback(load_config(args.project), args.report, args.version, variant=args.variant,
+                    reason=args.reason, wait_s=args.wait)
+    was = f" (was {done.was})" if done.was else ""
+    _console().print(f"{escape(done.report)}/{escape(done.variant)}: latest pinned to "
+                     f"{escape(done.pin.version)}{escape(was)}; builds keep publishing but leave it there "
+                     f"until `lab2land unpin {escape(done.report)}`")
+    return EXIT_OK
+
+
+def cmd_unpin(args: argparse.Namespace) -> int:
+    from .rollback import unpin
+
+    gone = unpin(load_config(args.project), args.report, variant=args.variant, wait_s=args.wait)
+    shown = ", ".join(f"{args.report}/{key}" for key in gone)
+    _console().print(escape(f"{shown}: unpinned; latest is the newest good version again") if gone
+                     else escape(f"{args.report}: nothing was pinned"))
     return EXIT_OK
 
 
@@ -306,6 +331,22 @@ def parser(prog: str = "lab2land") -> argparse.ArgumentParser:
     c.add_argument("--variant", default=None, help="only this variant (default: every variant)")
     c.add_argument("--format", choices=("text", "json"), default="text")
     c.set_defaults(func=cmd_diff)
+
+    k = command("rollback", "make an earlier version the latest of its variant again (pin it); runs nothing")
+    k.add_argument("report")
+    k.add_argument("version", nargs="?", help="version id to pin (default: the good version before the latest)")
+    k.add_argument("--variant", default=None, help="the variant (needed when the report has several)")
+    k.add_argument("--reason", default="", help="why, shown on the history page and in the catalog")
+    k.add_argument("--wait", type=float, default=600, metavar="SECONDS",
+                   help="how long to wait for another publish of the same site (default: 600)")
+    k.set_defaults(func=cmd_rollback)
+
+    u = command("unpin", "let builds move the latest again (undo rollback)")
+    u.add_argument("report")
+    u.add_argument("--variant", default=None, help="only this variant (default: every pinned variant)")
+    u.add_argument("--wait", type=float, default=600, metavar="SECONDS",
+                   help="how long to wait for another publish of the same site (default: 600)")
+    u.set_defaults(func=cmd_unpin)
 
     t = command("notify", "list the notification targets of publish.toml, or send each a test message")
     t.add_argument("--test", action="store_true", help="send a test message to every webhook and mail target")

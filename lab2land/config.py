@@ -132,6 +132,9 @@ class ReportConfig(_Strict):
         True, description="Put the executed notebook (with its code) in each version; false keeps it off the site."
     )
     sources: list[str] = Field(default_factory=list, description="Names of `[sources]` the notebook reads.")
+    keep: int | None = Field(
+        None, ge=1, description="Versions kept per variant of this report (default: `[site] keep`)."
+    )
     schedule: str | None = Field(
         None, description="When `build --due` re-runs it: cron syntax, or 'hourly' / 'daily' / 'weekly'."
     )

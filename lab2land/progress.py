@@ -57,3 +57,5 @@ class ConsoleReporter(Reporter):
                                           "promote_degraded)" if degraded else ""])) or "[green]all good[/]"
         site = escape(str(summary.site_dir))
         self.console.print(f"{len(summary.outcomes)} run(s) in {elapsed:.1f} s: {verdict}. Site: {site}")
+        for note in summary.notes:
+            self.console.print(f"[yellow]note[/]: {escape(note)}")

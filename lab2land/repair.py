@@ -48,7 +48,7 @@ def repair(config: Config, *, wait_s: float = LOCK_WAIT_S) -> Repaired:
         clean_leftovers(config, store)
         install_assets(config.output_dir)
         state = State(config.project_dir)
-        new = write_site(config, store, state, prune=False)
+        new = write_site(config, store, state, prune=False, everything=True)
         state.save()  # the next build finds the pages current and leaves them alone
     return compare(old, new, config.output_dir)
 

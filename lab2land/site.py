@@ -22,13 +22,18 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config
+from .feed import write_feeds
+from .pins import PINS, Pin, latest_with_pins, read_pins
 from .plan import report_variants
-from .store import MANIFEST, VERSION_RE, Store, latest_by_variant, write_atomic
+from .search import write_search_index
+from .store import MANIFEST, VERSION_RE, Store, write_atomic
 from .templating import template_fingerprint
 from .trends import headline, trend_figures
 from .version import Status, Version
 
 CATALOG_SCHEMA = 2  # 2: versions carry metrics and breaches; status may be "degraded"
+INDEX_PAGE_SIZE = 100  # reports per index page: 1,000 reports make 10 pages, not one of several MB
+INDEX_PAGE_RE = re.compile(r"^index-(\d+)\.html$")
 # store.write_atomic's temporary files (".<name>.<8 hex>.tmp"), left behind when a publish is
 # killed in the middle of writing a page, an asset or the state.
 TEMPORARY_RE = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
@@ -54,10 +59,28 @@ def version_listing(store: Store, reports: Iterable[str]) -> dict[str, list[str]
     return listing
 
 
+def report_keys(config: Config, store: Store, template_dirs: list[Path] | None = None) -> dict[str, str]:
+    """For each report, sha256 of what its own pages (history, ``latest``, ``versions.js``) are
+    made of: the site settings, its config, the templates, its version folders and its pins. A
+    build rewrites only the pages of reports whose key changed."""
+    common = [config.site.model_dump_json(), template_fingerprint(template_dirs)]
+    listing = version_listing(store, config.reports)
+    keys = {}
+    for name, report in config.reports.items():
+        try:
+            pins = (store.report_dir(name) / PINS).read_text(encoding="utf-8")
+        except OSError:
+            pins = ""
+        payload = json.dumps([*common, report.model_dump_json(), listing[name], pins])
+        keys[name] = hashlib.sha256(payload.encode()).hexdigest()
+    return keys
+
+
 def site_key(config: Config, store: Store, template_dirs: list[Path] | None = None) -> str:
-    """sha256 of what the site pages are made of: the config, the templates and the versions on disk."""
-    payload = json.dumps({"config": config.model_dump_json(), "templates": template_fingerprint(template_dirs),
-                          "versions": version_listing(store, config.reports)}, sort_keys=True)
+    """sha256 of what the site pages are made of: the config, the templates, the versions on disk
+    and the pins."""
+    payload = json.dumps({"config": config.model_dump_json(), "reports": report_keys(config, store, template_dirs)},
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -84,8 +107,12 @@ def dashboard_path(report: str) -> str:
     return f"dashboards/{report}/"
 
 
+def _pin_entry(pin: Pin | None) -> dict | None:
+    return pin.model_dump() if pin else None
+
+
 def _variant_entries(versions: list[Version], latest: dict[str, Version], variants: list[tuple[str, str, dict]],
-                     prefix: str) -> list[dict]:
+                     prefix: str, pins: dict[str, Pin]) -> list[dict]:
     entries = []
     for key, label, parameters in variants:
         good = latest.get(key)
@@ -99,6 +126,8 @@ def _variant_entries(versions: list[Version], latest: dict[str, Version], varian
             "latest": _version_entry(good, prefix) if good else None,
             "last_failure": _version_entry(failure, prefix) if failure else None,
             "metrics": headline(line, good),
+            "pinned": _pin_entry(pins.get(key)) if good and key in pins and pins[key].version == good.version_id
+            else None,
         })
     return entries
 
@@ -135,32 +164,53 @@ class SiteWriter:
     def _site(self) -> dict:
         return {"title": self.config.site.title, "description": self.config.site.description}
 
-    def write(self) -> dict:
-        """Write every page and the catalog; return the catalog."""
+    def write(self, changed: Iterable[str] | None = None) -> dict:
+        """Write the catalog, the index pages and the pages of each report in ``changed`` (every
+        report when None); return the catalog."""
         from .render import render_site_page  # nbconvert loads only when pages are written
 
+        changed = set(self.config.reports if changed is None else changed)
         catalog = {"schema": CATALOG_SCHEMA, "generator": f"lab2land {__version__}", "generated": self.generated,
                    "site": self._site(), "reports": {}}
-        index_reports = []
+        index_reports, published = [], {}
         for name, report in self.config.reports.items():
-            versions = self.store.versions(name)
-            latest = latest_by_variant(versions, report.promote_degraded)
-            self._write_report(name, versions, latest)
-            catalog["reports"][name] = self._catalog_entry(name, versions, latest)
+            versions, pins = self.store.versions(name), read_pins(self.store, name)
+            published[name] = versions
+            latest = latest_with_pins(versions, report.promote_degraded, pins)
+            if name in changed:
+                self._write_report(name, versions, latest, pins)
+            catalog["reports"][name] = self._catalog_entry(name, versions, latest, pins)
             index_reports.append({
                 "name": name, "title": report.title, "description": report.description, "tags": report.tags,
                 "url": f"{name}/index.html",
                 "dashboard_url": dashboard_path(name) if report.dashboard else None,
-                "variants": _variant_entries(versions, latest, self.variants[name], f"{name}/"),
+                "variants": _variant_entries(versions, latest, self.variants[name], f"{name}/", pins),
             })
         out = self.config.output_dir
         write_atomic(out / "catalog.json", json.dumps(catalog, indent=2, sort_keys=True, default=str))
-        write_atomic(out / "index.html", render_site_page("index.html.j2", {
-            "site": self._site(), "generated": self.generated, "assets": "assets/", "reports": index_reports,
-        }, template_dirs=self.template_dirs))
+        write_feeds(self.config, out, published, changed)  # pins can join as `extra` entries
+        write_search_index(self.config, out, published)  # reads only versions it has not indexed yet
+        self._write_index(index_reports, render_site_page)
         return catalog
 
-    def _write_report(self, name: str, versions: list[Version], latest: dict[str, Version]) -> None:
+    def _write_index(self, reports: list[dict], render_site_page) -> None:
+        """``index.html`` and, beyond INDEX_PAGE_SIZE reports, ``index-2.html`` and so on."""
+        out = self.config.output_dir
+        chunks = [reports[i:i + INDEX_PAGE_SIZE] for i in range(0, len(reports), INDEX_PAGE_SIZE)] or [[]]
+        names = ["index.html", *(f"index-{n}.html" for n in range(2, len(chunks) + 1))]
+        pages = [{"number": n, "url": name} for n, name in enumerate(names, 1)]
+        for number, (name, chunk) in enumerate(zip(names, chunks, strict=True), 1):
+            write_atomic(out / name, render_site_page("index.html.j2", {
+                "site": self._site(), "generated": self.generated, "assets": "assets/", "reports": chunk,
+                "pages": pages if len(pages) > 1 else [], "page_number": number, "report_count": len(reports),
+            }, template_dirs=self.template_dirs))
+        for path in out.glob("index-*.html"):  # pages of a longer list than today's
+            match = INDEX_PAGE_RE.match(path.name)
+            if match and int(match.group(1)) > len(chunks):
+                path.unlink(missing_ok=True)
+
+    def _write_report(self, name: str, versions: list[Version], latest: dict[str, Version],
+                      pins: dict[str, Pin]) -> None:
         report, folder = self.config.reports[name], self.store.report_dir(name)
         latest_ids = frozenset(v.version_id for v in latest.values())
         for key, version in latest.items():
@@ -183,12 +233,13 @@ class SiteWriter:
             "site": self._site(), "generated": self.generated, "assets": "../assets/", "site_url": "../index.html",
             "report": {"name": name, "title": report.title, "description": report.description, "tags": report.tags,
                        "dashboard_url": f"../{dashboard_path(name)}" if report.dashboard else None},
-            "variants": _variant_entries(versions, latest, self.variants[name], ""),
+            "variants": _variant_entries(versions, latest, self.variants[name], "", pins),
             "versions": [_version_entry(m, "", latest_ids) for m in versions],
             "trends": trend_figures(versions, self.variants[name]),
         }, template_dirs=self.template_dirs))
 
-    def _catalog_entry(self, name: str, versions: list[Version], latest: dict[str, Version]) -> dict:
+    def _catalog_entry(self, name: str, versions: list[Version], latest: dict[str, Version],
+                       pins: dict[str, Pin]) -> dict:
         report = self.config.reports[name]
         return {
             "title": report.title, "description": report.description, "tags": report.tags,
@@ -196,7 +247,8 @@ class SiteWriter:
             "dashboard": dashboard_path(name) if report.dashboard else None,
             "variants": {key: {"label": label, "parameters": params,
                                "latest": latest[key].version_id if key in latest else None,
-                               "latest_url": f"{name}/latest/{key}.html" if key in latest else None}
+                               "latest_url": f"{name}/latest/{key}.html" if key in latest else None,
+                               "pinned": _pin_entry(pins.get(key))}
                          for key, label, params in self.variants[name]},
             "versions": [{
                 "id": v.version_id, "variant": v.variant, "status": v.status.value,

@@ -167,20 +167,24 @@ class Store:
         found.sort(key=lambda v: (v.created or "", v.path), reverse=True)
         return found
 
-    def prune(self, report: str, keep: int) -> list[str]:
-        """Delete all but the newest ``keep`` versions of each variant; the latest good one stays.
+    def prune(self, report: str, keep: int, protect: frozenset[str] = frozenset()) -> list[str]:
+        """Delete all but the newest ``keep`` versions of each variant.
 
-        Returns the ids removed. Each is moved into staging first, so it disappears atomically.
+        Never deleted: the latest good version (under either ``promote_degraded`` rule), the
+        folders in ``protect`` (pinned versions), and the version each kept version's "What
+        changed" page compares with, so no kept page links to a removed version. Returns the ids
+        removed; each is moved into staging first, so it disappears atomically.
         """
         removed = []
         by_variant: dict[str, list[Version]] = {}
         for version in self.versions(report):
             by_variant.setdefault(version.variant, []).append(version)
         for versions in by_variant.values():
-            # Whichever rule the report uses, its latest version stays.
-            latest = {v.path for rule in (False, True) for v in latest_by_variant(versions, rule).values()}
+            kept = {v.path for v in versions[:keep]} | set(protect)
+            kept |= {v.path for rule in (False, True) for v in latest_by_variant(versions, rule).values()}
+            kept |= {v.previous for v in versions if v.path in kept and v.previous}
             for version in versions[keep:]:
-                if version.path in latest:
+                if version.path in kept:
                     continue
                 trash = self.new_staging()
                 os.replace(self.report_dir(report) / version.path, trash / "old")
