@@ -139,7 +139,8 @@ def test_rollback_refuses_failed_unknown_and_other_variants(three_builds):
     assert done.returncode == 2 and "r/1 is not pinned (pinned: none)" in done.stderr
 
 
-def test_retention_keeps_pinned_versions_and_what_kept_pages_compare_with(three_builds, tmp_path):
+def retained(three_builds: Path, tmp_path: Path) -> tuple[Path, list[str]]:
+    """The three builds, v1 pinned, then a fourth build with keep = 1: (project, [v4, v3, v2, v1])."""
     import shutil
 
     project = tmp_path / "p"
@@ -148,7 +149,11 @@ def test_retention_keeps_pinned_versions_and_what_kept_pages_compare_with(three_
     assert run_cli("rollback", "r", v1, project=project).returncode == 0  # the oldest, pinned
     make(project, 4, keep=1)
     build(project)
-    v4 = good_ids(project)[0]
+    return project, [good_ids(project)[0], v3, v2, v1]
+
+
+def test_retention_keeps_pinned_versions_and_what_kept_pages_compare_with(three_builds, tmp_path):
+    project, (v4, v3, v2, v1) = retained(three_builds, tmp_path)
     # keep = 1: v4 (newest) stays, v3 stays because v4's "what changed" page compares with it,
     # v1 stays pinned; v2 goes.
     assert set(good_ids(project)) == {v4, v3, v1}
@@ -158,6 +163,17 @@ def test_retention_keeps_pinned_versions_and_what_kept_pages_compare_with(three_
     assert {v["id"] for v in entry["versions"] if v["variant"] == "1"} == {v4, v3, v1}
     history = (project / "reports" / "r" / "index.html").read_text()
     assert v2 not in history and v1 in history
+
+
+def test_a_changes_page_whose_previous_version_was_removed_links_nothing_dead(three_builds, tmp_path, page):
+    project, (_, v3, removed, _) = retained(three_builds, tmp_path)
+    changes = project / "reports" / "r" / v3 / "changes.html"
+    assert f"../{removed}/index.html" in changes.read_text()  # the page itself is never rewritten
+    page.goto(changes.as_uri())
+    page.wait_for_selector(".l2l-removed")
+    assert page.locator(f'a[href="../{removed}/index.html"]').count() == 0
+    assert "(no longer kept)" in page.locator(".l2l-removed").inner_text()
+    assert page.locator('a[href="index.html"]').count() >= 1 and not page.page_errors
 
 
 def test_a_pins_file_lab2land_did_not_write_is_a_clear_error(three_builds, tmp_path):

@@ -115,6 +115,22 @@
     notice.hidden = false;
   }
 
+  /* ---- Links to versions that retention has removed since the page was written ---- */
+  function removedVersions() {
+    var data = window.lab2landVersions;
+    if (!data || !Array.isArray(data.versions)) return;
+    var listed = {};
+    data.versions.forEach(function (v) { if (v) listed[v.id] = true; });
+    var links = document.querySelectorAll("a[data-l2l-version]");
+    for (var i = 0; i < links.length; i++) {
+      if (listed[links[i].getAttribute("data-l2l-version")]) continue;
+      var gone = document.createElement("span");
+      gone.className = "l2l-removed";
+      gone.textContent = links[i].textContent + " (no longer kept)";
+      links[i].replaceWith(gone);
+    }
+  }
+
   /* ---- Site index: filter report cards as you type ---- */
   function cardFilter() {
     var input = document.getElementById("l2l-search");
@@ -162,6 +178,7 @@
   onReady(function () {
     drawPlotsWhenMathReady();
     versionNav();
+    removedVersions();
     cardFilter();
     localTimes();
   });
