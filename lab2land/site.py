@@ -22,7 +22,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config
-from .feed import write_feeds
+from .feed import FeedEntry, entry_id, write_feeds
 from .pins import PINS, Pin, latest_with_pins, read_pins
 from .plan import report_variants
 from .search import write_search_index
@@ -143,6 +143,24 @@ def _version_entry(version: Version, prefix: str, latest_ids: frozenset = frozen
     }
 
 
+def _pin_feed_entries(report: str, title: str, versions: list[Version], pins: dict[str, Pin]) -> list[FeedEntry]:
+    """A feed entry per pin: readers following the feed learn that latest was rolled back."""
+    by_id = {v.version_id: v for v in versions}
+    entries = []
+    for key, pin in pins.items():
+        version = by_id.get(pin.version)
+        if version is None:
+            continue
+        label = f" ({version.variant_label})" if version.variant_label else ""
+        who = f" by {pin.by}" if pin.by else ""
+        entries.append(FeedEntry(
+            report=report, id=entry_id(report, key, pin.version, "pinned", pin.at),
+            title=f"{title}{label}: latest pinned to {pin.version}", updated=pin.at,
+            link=f"{report}/{version.folder}/index.html", status="pinned",
+            summary=f"Rolled back{who}." + (f" Reason: {pin.reason}" if pin.reason else "")))
+    return entries
+
+
 def _redirect_page(target: str, title: str) -> str:
     # A meta refresh works on every static host and on file://, where symlinks may not.
     t, u = html.escape(title), html.escape(target, quote=True)
@@ -172,10 +190,10 @@ class SiteWriter:
         changed = set(self.config.reports if changed is None else changed)
         catalog = {"schema": CATALOG_SCHEMA, "generator": f"lab2land {__version__}", "generated": self.generated,
                    "site": self._site(), "reports": {}}
-        index_reports, published = [], {}
+        index_reports, published, pin_entries = [], {}, {}
         for name, report in self.config.reports.items():
             versions, pins = self.store.versions(name), read_pins(self.store, name)
-            published[name] = versions
+            published[name], pin_entries[name] = versions, _pin_feed_entries(name, report.title, versions, pins)
             latest = latest_with_pins(versions, report.promote_degraded, pins)
             if name in changed:
                 self._write_report(name, versions, latest, pins)
@@ -188,7 +206,7 @@ class SiteWriter:
             })
         out = self.config.output_dir
         write_atomic(out / "catalog.json", json.dumps(catalog, indent=2, sort_keys=True, default=str))
-        write_feeds(self.config, out, published, changed)  # pins can join as `extra` entries
+        write_feeds(self.config, out, published, changed, extra=pin_entries)
         write_search_index(self.config, out, published)  # reads only versions it has not indexed yet
         self._write_index(index_reports, render_site_page)
         return catalog

@@ -9,6 +9,7 @@ import json
 import time
 from pathlib import Path
 
+import feedparser
 import psutil
 import pytest
 from bs4 import BeautifulSoup
@@ -102,6 +103,12 @@ def test_rollback_pins_the_previous_good_version_without_running_anything(three_
     assert not history.find("tr", id=f"v-{v3}").find(class_="l2l-badge-latest")
     index = BeautifulSoup((project / "reports" / "index.html").read_text(), "html.parser")
     assert index.find(attrs={"data-l2l-pinned": v2})
+    for feed in (project / "reports" / "r" / "feed.xml", project / "reports" / "feed.xml"):
+        parsed = feedparser.parse(feed.read_bytes())
+        assert not parsed.bozo, parsed.bozo_exception
+        [pin_entry] = [e for e in parsed.entries if "latest pinned to" in e.title]
+        assert pin_entry.title.endswith(f"latest pinned to {v2}") and "half-loaded" in pin_entry.summary
+        assert [t.term for t in pin_entry.tags] == ["pinned"] and pin_entry.link.endswith(f"{v2}/index.html")
     versions_js = (project / "reports" / "r" / "versions.js").read_text()
     assert f'"1": "{v2}"' in versions_js
 
