@@ -11,7 +11,7 @@ only ever match elements inside that container, never the page or another output
 What is dropped: every at-rule but ``@media``/``@supports`` (so ``@import``, ``@font-face``,
 ``@namespace``, ``@keyframes``), anything that loads (``url()``, ``image-set()``, ``src``),
 anything that runs (``expression()``, ``behavior``, ``-moz-binding``), custom properties,
-``position: fixed|sticky`` and selectors that start at a sibling (``+``/``~``) of the container.
+``position: fixed`` and selectors that start at a sibling (``+``/``~``) of the container.
 The container itself clips what it holds (``contain: paint`` in lab2land.css), so an allowed
 ``position: absolute`` tooltip cannot cover the page's own banner or links.
 """
@@ -68,7 +68,8 @@ _FUNCTIONS = frozenset({
     "conic-gradient", "repeating-conic-gradient", "calc", "min", "max", "clamp",
     "counter", "counters", "repeat", "minmax", "fit-content",
 })
-_POSITIONS = frozenset({"static", "relative", "absolute"})
+# `sticky` (Styler.set_sticky) stays inside its own table; `fixed` would pin to the viewport.
+_POSITIONS = frozenset({"static", "relative", "absolute", "sticky"})
 _VALUE_LITERALS = frozenset({",", "/", "+", "-", "*", "%"})
 
 # Pseudo-classes taking arguments; their arguments are checked as selectors too.

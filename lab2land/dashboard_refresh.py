@@ -1,7 +1,8 @@
 """Fresh data for a running ``serve``: new viewers get the snapshots the latest build published.
 
-Every ``REFRESH_S`` the server reads each dashboard report's newest version manifest. When the
-data snapshots it names differ from the ones the dashboard runs with, the dashboard's default
+Every ``REFRESH_S`` the server reads each dashboard report's newest version manifest. When a
+build published since the server started names data snapshots other than the ones the
+dashboard runs with, the dashboard's default
 notebook is prepared again with them (written atomically: Voila never reads half a notebook)
 and its preheated pool is replaced by kernels that run the new notebook. A snapshot is named by
 a manifest only once the build committed that version, after the snapshot was written, so no
@@ -51,6 +52,9 @@ class Refresher:
         self.config, self.dashboards, self.runtime_dir = config, dashboards, runtime_dir
         self.kernel_manager = kernel_manager
         self._task: asyncio.Task | None = None
+        # What the site held when the server started: the dashboards loaded their sources then,
+        # so only a build published after that changes what they run with.
+        self.seen = {name: self._published(name) for name in dashboards}
 
     def start(self) -> None:
         self._task = asyncio.ensure_future(self._run())
@@ -67,8 +71,11 @@ class Refresher:
         """Refresh every dashboard whose published snapshots changed; return their names."""
         changed = []
         for name, dashboard in list(self.dashboards.items()):
-            wanted = {s: p for s, p in published_snapshots(self.config, name).items() if s in dashboard.sources}
-            if not wanted or all(dashboard.defaults.get(s) == p for s, p in wanted.items()):
+            wanted = self._published(name)
+            if not wanted or wanted == self.seen.get(name):
+                continue
+            self.seen[name] = wanted
+            if all(dashboard.defaults.get(s) == p for s, p in wanted.items()):
                 continue
             fresh = dataclasses.replace(dashboard, defaults={**dashboard.defaults, **wanted})
             dash.write_default(fresh, self.runtime_dir)
@@ -77,6 +84,10 @@ class Refresher:
             log.info("dashboard %r: new viewers get the data of the latest build", name)
             changed.append(name)
         return changed
+
+    def _published(self, name: str) -> dict[str, str]:
+        sources = self.dashboards[name].sources
+        return {s: p for s, p in published_snapshots(self.config, name).items() if s in sources}
 
     async def _replace_pool(self, notebook: str) -> None:
         km = self.kernel_manager

@@ -113,8 +113,13 @@ class DaskExecutor:
     """Runs on a Dask cluster: ``scheduler`` is its address, or None for a local cluster.
 
     Each run executes in a fresh interpreter on a worker (Dask's worker processes are daemonic
-    and may not fork children), so a worker survives any notebook. Workers must have lab2land
+    and may not fork children), so a worker survives any notebook; its kernel is forked from the
+    worker's own warm fork server (see :mod:`lab2land.dask_plugin`). Workers must have lab2land
     and the notebooks' kernels installed, and see the project folder at the same path.
+
+    A worker that dies mid-run (killed, out of memory) makes Dask run the task again elsewhere;
+    when Dask gives up, the run fails like any other. Nothing is committed until the result is
+    back here, so neither leaves a half-published version.
     """
 
     def __init__(self, jobs: int, scheduler: str | None = None):
@@ -135,19 +140,40 @@ class DaskExecutor:
     def map(self, jobs: Iterable[RunJob], on_start: OnStart) -> Iterator[RunResult]:
         from dask.distributed import as_completed
 
+        from .dask_plugin import WarmKernels
+
+        jobs = plan_warm(list(jobs), self.warm, self.note)
         client, cluster = self._client()
         try:
-            futures = []
+            if any(job.preload is not None for job in jobs):
+                client.register_plugin(WarmKernels())
+            futures = {}
             for job in jobs:
                 on_start(job)
-                futures.append(client.submit(run_isolated, job, mode="subprocess", pure=False,
-                                             key=f"lab2land-{job.report}-{job.version_id}"))
+                future = client.submit(run_isolated, job, mode="subprocess", pure=False,
+                                       key=f"lab2land-{job.report}-{job.version_id}")
+                futures[future] = job
             for future in as_completed(futures):
-                yield future.result()
+                yield _dask_result(future, futures[future])
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def _dask_result(future, job: RunJob) -> RunResult:
+    """The run's result, or a failed run if Dask could not run it (e.g. its workers kept dying)."""
+    from datetime import UTC, datetime
+
+    from .execute import RunError
+
+    try:
+        return future.result()
+    except Exception as exc:  # KilledWorker, a worker that lost lab2land, ...: this run fails, not the build
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        return RunResult(job, "failed", now, now, 0.0, error=RunError(
+            "kernel_died", f"the Dask worker running it died or failed ({type(exc).__name__}: {exc})",
+            ename=type(exc).__name__, evalue=str(exc)))
 
 
 register("local", LocalExecutor)

@@ -19,6 +19,7 @@ from .metrics import extract
 from .outputs import cap_outputs, without_scraps
 from .plan import Run
 from .provenance import package_versions as notebook_packages
+from .search import VERSION_TEXT, version_text_json
 from .site import dashboard_path
 from .store import Store, previous_complete, write_atomic
 from .version import MANIFEST_SCHEMA, Breach, Changes, Status, Version, VersionError
@@ -112,8 +113,11 @@ class Publisher:
         previous = previous_complete(self._published(run.report), run.variant)
         if previous is None or not version.complete:
             return {}
-        found = diff_versions(run.report, previous, version,
-                              published_notebook(self.config.output_dir, run.report, previous), nb)
+        # Without the previous executed notebook (publish_notebook = false) outputs cannot be
+        # compared: compare parameters, data and metrics only, not every output as new.
+        old_nb = (published_notebook(self.config.output_dir, run.report, previous)
+                  if previous.executed_notebook else None)
+        found = diff_versions(run.report, previous, version, old_nb or {"cells": []}, nb if old_nb else {"cells": []})
         version.previous = previous.version_id
         version.changes = Changes(parameters=len(found.parameters), data=len(found.snapshots),
                                   metrics=len(found.metrics), outputs=len(found.cells))
@@ -206,7 +210,7 @@ class Publisher:
             version.previous, version.changes, changes = None, None, {}
             page = render_version(nbformat.v4.new_notebook(), self.page_context(run, version),
                                   template_dirs=self.templates)
-        files = {"index.html": page, **changes}
+        files = {"index.html": page, **changes, VERSION_TEXT: version_text_json(nb)}  # its text, for site search
         if report.publish_notebook:  # false: the executed notebook (and its code) stays off the site
             files[run.notebook.name] = nbformat.writes(nb)
         self.keep_log(run, version.version_id, result)

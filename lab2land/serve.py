@@ -49,8 +49,9 @@ GRID_TEMPLATE_DIR = TEMPLATES_DIR / "grid"
 # name of its base, "lab", so the assets it inherits resolve through Voila's own static handler
 # (which only knows templates installed in Jupyter's data folders).
 TEMPLATE = "lab"
-# Closed tabs leave their kernel running (Voila's unload request is refused), so idle kernels
-# without a connected viewer are culled. Overridable for tests and busy servers.
+# A closed tab's kernel is shut down by the page's unload request or, failing that, soon after
+# its websocket closes (lab2land.serve_kernels); culling idle kernels without a viewer stays as
+# the safety net. Overridable for tests and busy servers.
 CULL_IDLE_SECONDS = int(os.environ.get("LAB2LAND_CULL_IDLE_SECONDS", "120"))
 CULL_INTERVAL_SECONDS = int(os.environ.get("LAB2LAND_CULL_INTERVAL_SECONDS", "30"))
 # Messages a viewer's browser may send to a kernel: widget traffic, kernel info, shutdown.

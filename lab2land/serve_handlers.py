@@ -1,4 +1,4 @@
-"""Tornado handlers and the kernel manager behind ``publish.py serve`` (see ``lab2land.serve``)."""
+"""Tornado handlers behind ``publish.py serve`` (see ``lab2land.serve``; kernels: ``serve_kernels``)."""
 
 from __future__ import annotations
 
@@ -181,6 +181,9 @@ class DashboardHandler(PlainErrorsMixin, TornadoVoilaHandler):
         self.notebook_path = dash.write_variant(dashboard, values, runtime_dir)
         _ = self.xsrf_token  # sets the cookie the page's shutdown request on unload is checked with
         manager: DashboardKernelManager = self.kernel_manager
+        if manager.busy_for(self.notebook_path):
+            self._busy(dashboard)
+            return
         kernels = page_kernels()  # the kernel Voila hands this page: not culled while it loads
         started = False
         try:

@@ -77,6 +77,14 @@ class DashboardKernelManager(AsyncMappingKernelManager):
         """Kernels running or starting."""
         return len(self._kernels) + self._starting
 
+    def busy_for(self, notebook: str) -> bool:
+        """True if a page of ``notebook`` would have to wait for room: at ``max_kernels`` and no
+        preheated kernel of it ready (a pool refill waiting for room would hold the page)."""
+        if not self.max_kernels or self.live_kernels() < self.max_kernels:
+            return False
+        pool = getattr(self, "_pools", {}).get(notebook, [])
+        return not any(t.done() and not t.cancelled() and t.exception() is None for t in pool)
+
     async def start_kernel(self, **kwargs):
         preheat = (kwargs.get("env") or {}).get("VOILA_PREHEAT") == "True"
         if self.max_kernels:

@@ -66,6 +66,15 @@ PACKAGES = {
         "files": {"package/es5/tex-svg-full.js": "tex-svg-full.js", "package/LICENSE": "LICENSE"},
         "assets": "mathjax-svg",
     },
+    # MiniSearch, the full-text search behind the search box of every site page (its UMD
+    # bundle sets window.MiniSearch; search.js loads it only when a reader starts to search).
+    "minisearch": {
+        "name": "minisearch",
+        "version": "7.2.0",
+        "integrity": "sha512-dqT2XBYUOZOiC5t2HRnwADjhNS2cecp9u+TJRiJ1Qp/f5qjkeT5APcGPjHw+bz89Ms8Jp+cG4AlE+QZ/QnDglg==",
+        "files": {"package/dist/umd/index.js": "minisearch.js", "package/LICENSE.txt": "LICENSE.txt"},
+        "assets": "minisearch",
+    },
 }
 
 

@@ -100,6 +100,9 @@ def serve(path: str, preload: list[str]) -> None:
         import ipykernel.ipkernel  # noqa: F401 - the kernel's own import cost, paid once
         import ipykernel.kernelapp  # noqa: F401
 
+        with contextlib.suppress(ImportError):  # what a kernel imports as it starts (debugpy)
+            import ipykernel.debugger  # noqa: F401
+
         done, skipped = _preload(preload)
         _warm_up()
         problem = _fork_safe_problem()

@@ -32,11 +32,12 @@ def test_styler_rules_are_kept_and_scoped():
 def test_styler_tooltips_keep_their_positioning_inside_the_output():
     out = clean('#T_x .pd-t { visibility: hidden; position: absolute; z-index: 1 }'
                 '#T_x #T_x_row0_col0 .pd-t::after { content: "Max \\"value\\"" }'
-                '.a { position: fixed; top: 0 } .b { position: sticky }')
+                '.a { position: fixed; top: 0 } .b { position: sticky; left: 0 }')
     assert "#l2l-o1-0 #T_x .pd-t{visibility: hidden; position: absolute; z-index: 1}" in out
     assert '#l2l-o1-0 #T_x #T_x_row0_col0 .pd-t::after{content: "Max \\"value\\""}' in out
-    assert "fixed" not in out and "sticky" not in out
+    assert "fixed" not in out
     assert "#l2l-o1-0 .a{top: 0}" in out  # the rest of the rule stays
+    assert "#l2l-o1-0 .b{position: sticky; left: 0}" in out  # Styler.set_sticky: within its table
 
 
 @pytest.mark.parametrize("attack", [

@@ -94,15 +94,19 @@ def test_build_after_a_kill_lists_the_versions_committed_before_it(tmp_path):
 
 def test_an_unchanged_build_leaves_the_pages_alone(tmp_path):
     # keep = 1: the build prunes; the listing it records must be the one after pruning.
+    # keep = 1 keeps the newest version and the one its "what changed" page compares with.
     project = make_project(tmp_path / "p", 1, keep=1)
     build_ok(project)
-    make_project(project, 2, keep=1)
-    build_ok(project)
-    [version] = version_ids(project)
+    [first] = version_ids(project)
+    for value in (2, 3):
+        make_project(project, value, keep=1)
+        build_ok(project)
+    kept = version_ids(project)
+    assert len(kept) == 2 and first not in kept
     catalog = (project / "reports" / "catalog.json").read_bytes()
     build_ok(project)
     assert (project / "reports" / "catalog.json").read_bytes() == catalog, "a no-op build rewrote the site"
-    assert_site_lists(project, [version], latest=version)
+    assert_site_lists(project, kept, latest=kept[-1])
 
 
 def test_repair_rewrites_the_site_from_the_versions_on_disk(tmp_path):
