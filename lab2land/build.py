@@ -20,6 +20,7 @@ from .data import load_sources
 from .execute import RunError, RunJob, RunResult
 from .executors import Executor, get_executor
 from .forked import WarmSettings
+from .images import images_digest
 from .pins import read_pins
 from .plan import Run, injected, plan_runs
 from .publisher import Outcome, Prepared, Publisher, template_dirs
@@ -67,6 +68,7 @@ def _prepare(config: Config, store: Store, runs: list[Run], stamp: str) -> list[
     snapshots, errors = load_sources(config, {s for run in runs for s in config.reports[run.report].sources})
     template, environment = template_fingerprint(template_dirs(config)), environment_fingerprint()
     digests = {nb: hashlib.sha256(nb.read_bytes()).hexdigest() for nb in {run.notebook for run in runs}}
+    pictures = {nb: images_digest(nb) for nb in digests}
     prepared = []
     for run in runs:
         sources = config.reports[run.report].sources
@@ -74,7 +76,7 @@ def _prepare(config: Config, store: Store, runs: list[Run], stamp: str) -> list[
         used = [snapshots[s] for s in sources if s in snapshots]
         key = cache_key(notebook_sha256=digests[run.notebook], parameters=run.parameters,
                         snapshots={s.name: s.hash for s in used}, kernel=run.kernel, template=template,
-                        environment=environment)
+                        environment=environment, images=pictures[run.notebook])
         version_id = store.allocate_id(run.report, stamp, run.variant if run.multi else None)
         prepared.append(Prepared(run, version_id, used, key, digests[run.notebook], "; ".join(failed) or None))
     return prepared
@@ -131,6 +133,7 @@ def build(config: Config, *, reports: list[str] | None = None, overrides: dict[s
     runs = plan_runs(config, reports, overrides)
     executor = get_executor(config.site.executor, jobs=jobs or config.site.jobs, scheduler=config.site.scheduler,
                             warm=WarmSettings(config.site.warm_kernels, config.site.preload))
+    executor.warm_up(sorted({(run.kernel, run.notebook) for run in runs}))  # while data loads
     store = Store(config.output_dir)
     summary = BuildSummary(site_dir=config.output_dir)
     with store.lock(wait_s):

@@ -75,10 +75,12 @@ def _egg_version(path: Path) -> str:
 
 
 def cache_key(*, notebook_sha256: str, parameters: dict[str, Any], snapshots: dict[str, str], kernel: str,
-              template: str, environment: str) -> str:
-    """The key of one run (see module docstring)."""
+              template: str, environment: str, images: str = "") -> str:
+    """The key of one run (see module docstring); ``images`` digests the pictures its markdown shows."""
     payload = {"notebook": notebook_sha256, "parameters": parameters, "snapshots": snapshots, "kernel": kernel,
                "template": template, "environment": environment}
+    if images:  # only then, so keys of notebooks without pictures stay what they were
+        payload["images"] = images
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

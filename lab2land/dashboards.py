@@ -23,7 +23,7 @@ from typing import Any
 import nbformat
 from papermill.parameterize import parameterize_notebook
 
-from lab2land import grid
+from lab2land import dashboard_paint, grid
 from lab2land.config import Config
 from lab2land.data import load_sources
 from lab2land.params import NotebookParam, ParameterError, resolve_parameters
@@ -109,6 +109,8 @@ def prepare(dashboard: Dashboard, values: dict[str, Any]) -> nbformat.NotebookNo
     nb.metadata.lab2land["dashboard"] = {"report": dashboard.report, "title": dashboard.title}
     for cell in nb.cells:
         cell.metadata.lab2land["timeout"] = dashboard.timeout  # read by cell_timeout()
+    # Last, hidden: the widget state the page paints before the kernel connects.
+    dashboard_paint.add_state_cell(nb, dashboard.timeout)
     return nb
 
 

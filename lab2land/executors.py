@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import replace
@@ -18,13 +19,16 @@ from typing import Protocol
 
 from .config import ConfigError
 from .execute import RunJob, RunResult, kill_tree, run_isolated
-from .forked import WarmSettings, kernel_problem, platform_problem, preload_for, stop_servers
+from .forked import WarmSettings, kernel_problem, platform_problem, preload_for, server_for, stop_servers
 
 OnStart = Callable[[RunJob], None]
 
 
 class Executor(Protocol):
     def map(self, jobs: Iterable[RunJob], on_start: OnStart) -> Iterator[RunResult]: ...
+
+    def warm_up(self, notebooks: list[tuple[str, Path]]) -> None:
+        """Get ready for runs of these (kernel, notebook) pairs, e.g. start fork servers."""
 
 
 _REGISTRY: dict[str, Callable[..., Executor]] = {}
@@ -88,6 +92,17 @@ class LocalExecutor:
     def __init__(self, jobs: int, scheduler: str | None = None):
         self.jobs = jobs
 
+    def warm_up(self, notebooks: list[tuple[str, Path]]) -> None:
+        """Start the fork servers the runs will want, in the background, so that their imports
+        overlap the build's planning and data loading (the first run waits for them)."""
+        jobs = [RunJob(report="", variant="", version_id="", notebook=str(nb), cwd=str(nb.parent), parameters={},
+                       kernel=kernel) for kernel, nb in notebooks]
+        planned = plan_warm(jobs, self.warm, lambda text: None)
+        wanted = {(j.kernel, tuple(j.preload)) for j in planned if j.preload is not None}
+        for kernel, preload in wanted:
+            threading.Thread(target=server_for, args=(kernel, list(preload)), daemon=True,
+                             name="lab2land-warm-up").start()
+
     def _one(self, job: RunJob, on_start: OnStart) -> RunResult:
         on_start(job)
         return run_isolated(job)
@@ -124,6 +139,9 @@ class DaskExecutor:
 
     def __init__(self, jobs: int, scheduler: str | None = None):
         self.jobs, self.scheduler = jobs, scheduler
+
+    def warm_up(self, notebooks: list[tuple[str, Path]]) -> None:
+        """Nothing: each worker starts its own fork servers."""
 
     def _client(self):
         try:

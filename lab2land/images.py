@@ -6,20 +6,23 @@ work from ``file://`` and any host, so a relative ``src`` cannot stay a link. Em
 than copying files next to the page) keeps a version one immutable HTML file plus its notebook.
 
 Only files inside the notebook's own folder are read: no absolute paths, no ``..`` escape, no
-symlink that leads out (paths are resolved before the check), only image types, and at most
-:data:`MAX_IMAGE_BYTES` each. Anything else keeps its original ``src`` and shows its alt text,
-as it does in Jupyter when the file is missing.
+symlink that leads out (paths are resolved before the check), only image types, at most
+:data:`MAX_IMAGE_BYTES` each and :data:`MAX_PAGE_BYTES` a page. Anything else keeps its
+original ``src`` and shows its alt text, as it does in Jupyter when the file is missing.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
+MAX_PAGE_BYTES = 20 * 1024 * 1024  # all the images one page embeds
 
 # By extension: the browser sniffs nothing for data: URLs, and an <img> never runs an SVG's script.
 IMAGE_TYPES = {
@@ -31,12 +34,14 @@ IMAGE_TYPES = {
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
-def resolver(folder: Path | None, max_bytes: int = MAX_IMAGE_BYTES) -> Callable[[str], str | None] | None:
+def resolver(folder: Path | None, max_bytes: int = MAX_IMAGE_BYTES,
+             max_total: int = MAX_PAGE_BYTES) -> Callable[[str], str | None] | None:
     """A function mapping an ``<img src>`` to a ``data:`` URL of the file it names in ``folder``.
 
     Args:
         folder: The notebook's folder (the run's working directory); None: embed nothing.
         max_bytes: Largest file embedded.
+        max_total: Most bytes embedded by all calls of the returned function (one page).
 
     Returns:
         None when ``folder`` is None; else a function returning the ``data:`` URL, or None when
@@ -45,18 +50,21 @@ def resolver(folder: Path | None, max_bytes: int = MAX_IMAGE_BYTES) -> Callable[
     if folder is None:
         return None
     root = Path(folder).resolve()
+    embedded = 0
 
     def resolve(src: str) -> str | None:
+        nonlocal embedded
         path = _inside(root, src)
         if path is None:
             return None
         mime = IMAGE_TYPES.get(path.suffix.lower())
         try:
-            if mime is None or not path.is_file() or path.stat().st_size > max_bytes:
+            if mime is None or not path.is_file() or path.stat().st_size > min(max_bytes, max_total - embedded):
                 return None
             data = path.read_bytes()
         except OSError:
             return None
+        embedded += len(data)
         return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
     return resolve
@@ -75,3 +83,26 @@ def _inside(root: Path, src: str) -> Path | None:
         return None
     path = (root / rel).resolve()  # follows symlinks: one pointing out of root fails below
     return path if path.is_relative_to(root) and path != root else None
+
+
+# Where markdown and HTML in markdown cells name images: ![alt](src "title") and <img src="...">.
+_MARKDOWN_IMAGE = re.compile(r"!\[[^\]]*\]\(\s*<?([^)\s>]+)")
+_HTML_IMAGE = re.compile(r"<img\b[^>]*?\bsrc\s*=\s*[\"']?([^\"'\s>]+)", re.IGNORECASE)
+
+
+def images_digest(notebook: Path) -> str:
+    """sha256 over the image files (inside the notebook's folder) that its markdown cells show, so
+    a build re-runs a report whose picture changed even though its notebook did not."""
+    try:
+        cells = json.loads(notebook.read_text(encoding="utf-8")).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return ""
+    root, digest = notebook.parent.resolve(), hashlib.sha256()
+    sources = ("".join(c.get("source", "")) if isinstance(c.get("source"), list) else str(c.get("source", ""))
+               for c in cells if isinstance(c, dict) and c.get("cell_type") == "markdown")
+    for src in sorted({m for text in sources for rx in (_MARKDOWN_IMAGE, _HTML_IMAGE) for m in rx.findall(text)}):
+        path = _inside(root, src)
+        if path is not None and path.suffix.lower() in IMAGE_TYPES and path.is_file():
+            digest.update(src.encode("utf-8", "surrogatepass") + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()

@@ -21,7 +21,7 @@ from .plan import Run
 from .provenance import package_versions as notebook_packages
 from .search import VERSION_TEXT, version_text_json
 from .site import dashboard_path
-from .store import Store, previous_complete, write_atomic
+from .store import Store, previous_complete, safe_file_name, write_atomic
 from .version import MANIFEST_SCHEMA, Breach, Changes, Status, Version, VersionError
 
 LOGS = Path(".lab2land") / "logs"  # per report: <version>.log of each run that failed
@@ -94,7 +94,7 @@ class Publisher:
             "created": result.started, "started": result.started, "finished": result.finished,
             "duration_s": result.duration_s, "attempts": result.attempts,
             "notebook": report.notebook, "notebook_sha256": prep.notebook_sha256, "kernel": run.kernel,
-            "executed_notebook": run.notebook.name if report.publish_notebook else "", "error": error,
+            "executed_notebook": safe_file_name(run.notebook.name) if report.publish_notebook else "", "error": error,
             "packages": self.packages, "lab2land_version": __version__,
             "sources": [s.record(self.config.project_dir) for s in prep.snapshots], "cache_key": prep.key,
         })
@@ -178,7 +178,7 @@ class Publisher:
                            "packages": version.packages},
             "links": {"site": "../../index.html", "history": "../index.html",
                       "latest": f"../latest/{run.variant}.html",
-                      "notebook": run.notebook.name if report.publish_notebook else None,
+                      "notebook": safe_file_name(run.notebook.name) if report.publish_notebook else None,
                       "dashboard": f"../../{dashboard_path(run.report)}" if report.dashboard else None,
                       "versions_js": "../versions.js",
                       "changes": "changes.html" if version.previous else None},
@@ -212,7 +212,7 @@ class Publisher:
                                   template_dirs=self.templates)
         files = {"index.html": page, **changes, VERSION_TEXT: version_text_json(nb)}  # its text, for site search
         if report.publish_notebook:  # false: the executed notebook (and its code) stays off the site
-            files[run.notebook.name] = nbformat.writes(nb)
+            files[safe_file_name(run.notebook.name)] = nbformat.writes(nb)
         self.keep_log(run, version.version_id, result)
         self.store.commit_version(version, files)
         self._published(run.report).insert(0, version)

@@ -122,6 +122,15 @@ class ReportExporter(HTMLExporter):
         yield ("l2l_clean_html", _clean_html_filter)
         yield ("l2l_json", sanitize.json_for_script)
 
+    @jinja2.pass_context
+    def markdown2html(self, context, source):
+        """nbconvert's markdown rendering, with each heading's empty ``¶`` link closed.
+
+        nbconvert builds the link with ElementTree, which writes an empty one as ``<a .../>``;
+        HTML has no self-closing ``<a>``, so the rest of the cell would become the link.
+        """
+        return _SELF_CLOSED_ANCHOR.sub(r"<a \1></a>", super().markdown2html(context, source))
+
 
 def render_version(nb: nbformat.NotebookNode, page: dict, *, show_code: bool = False,
                    layout: str = "flow", template_dirs: list[Path] | None = None,
@@ -198,6 +207,7 @@ def render_site_page(template: str, context: dict, *, template_dirs: list[Path] 
 # --- internals ---------------------------------------------------------------------------
 
 _PAPERMILL_BANNER_TAGS = {"papermill-error-cell-tag"}
+_SELF_CLOSED_ANCHOR = re.compile(r'<a (class="anchor-link" href="[^"<>]*") />')
 
 
 def _failing_cell(cells: list, cell_index: int | None) -> int | None:

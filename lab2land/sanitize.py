@@ -143,7 +143,12 @@ def clean_html(html: str, *, scope: str | None = None, wrap: bool = False, resol
     opening = f'<div class="l2l-scoped" id="{scope}">'
     if wrap and not (body.startswith(opening) and body.endswith("</div>")):  # not wrapped by a first cleaning
         body = f"{opening}{body}</div>"
-    return f"<style>{styles}</style>{body}"
+    # The container clips what its rules position (no rule of the output can select the
+    # container itself, so none can undo this); lab2land.css says the same for static pages.
+    return f"<style>{_CONTAINER_RULE.format(scope=scope)}\n{styles}</style>{body}"
+
+
+_CONTAINER_RULE = "#{scope}{{contain: paint; position: relative; overflow-x: auto}}"
 
 
 def json_for_script(value: Any) -> str:

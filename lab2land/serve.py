@@ -30,6 +30,7 @@ from voila.paths import collect_static_paths, collect_template_paths
 
 from lab2land import dashboards as dash
 from lab2land.config import Config
+from lab2land.dashboard_paint import PaintAssetsHandler
 from lab2land.dashboard_refresh import Refresher
 from lab2land.errors import ServeError
 from lab2land.serve_handlers import (
@@ -113,6 +114,7 @@ class DashboardServer(Voila):
         return [
             (r"/voila/templates/(.*)", TemplateAssetsHandler),
             *handlers,
+            (r"/lab2land/static/(.*)", PaintAssetsHandler),
             (r"/dashboards/([^/]+)", TrailingSlashHandler),
             (r"/dashboards/([^/]+)/", DashboardHandler, voila_kwargs),
             (r"/(.*)", SiteHandler, {"path": str(self.project.output_dir), "default_filename": "index.html"}),
@@ -190,7 +192,12 @@ def _voila_config(dashboards: dict[str, dash.Dashboard], runtime_dir: Path, host
     # One sanitizer for the static pages and the dashboards: the grid template cleans outputs
     # and markdown with these, and the kernel websocket cleans what the kernel sends live.
     c.VoilaExporter.filters = {"l2l_clean_html": "lab2land.sanitize.clean_html",
-                               "l2l_clean_output": "lab2land.sanitize.clean_dashboard_output"}
+                               "l2l_clean_output": "lab2land.sanitize.clean_dashboard_output",
+                               # The first paint, before Voila's front end (lab2land.dashboard_paint).
+                               **{f"l2l_{name}": f"lab2land.dashboard_paint.{func}" for name, func in (
+                                   ("paint_kind", "output_kind"), ("static_html", "static_html"),
+                                   ("script_json", "script_json"), ("plotly_height", "plotly_height"),
+                                   ("page_paint", "page_paint"), ("extensions", "extensions"))}}
     c.Voila.kernel_websocket_connection_class = SanitizingConnection
     c.VoilaKernelManager.kernel_pools_config = {
         "default": {"pool_size": 0},

@@ -62,6 +62,15 @@ def slug(text: str, max_length: int = 40) -> str:
     return value
 
 
+def safe_file_name(name: str, max_length: int = 100) -> str:
+    """``name`` as a file name a version folder accepts (``SAFE_NAME_RE``): every run of other
+    characters becomes "-" (``"My Report (draft).ipynb"`` → ``"My-Report-draft.ipynb"``)."""
+    stem, dot, suffix = name.rpartition(".") if "." in name[1:] else (name, "", "")
+    clean = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:max_length] or "notebook"
+    suffix = re.sub(r"[^A-Za-z0-9]+", "", suffix)[:16]
+    return f"{clean}.{suffix}" if dot and suffix else clean
+
+
 def version_stamp(when: datetime) -> str:
     """The time part of a version id: sorts by time and reads well in a URL."""
     return when.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -18,7 +18,8 @@ TEMPLATES_DIR = PACKAGE_DIR / "templates"
 # What shapes a published page: the report and site templates (not the Voila ``grid/``
 # template, which only dashboards use), the render-stage modules and these packages.
 PAGE_TEMPLATES = ("report", "site")
-RENDER_MODULES = ("render.py", "assets.py", "sanitize.py", "grid.py", "templating.py")
+RENDER_MODULES = ("render.py", "assets.py", "sanitize.py", "css.py", "images.py", "page_needs.py", "cell_tags.py",
+                  "provenance.py", "grid.py", "templating.py")
 RENDER_PACKAGES = ("nbconvert", "plotly")
 
 

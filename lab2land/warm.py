@@ -96,6 +96,7 @@ def serve(path: str, preload: list[str]) -> None:
     # As ipykernel sets it, before matplotlib can read it: pyplot imported here picks the same
     # backend it would pick in the kernel.
     os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
+    before = dict(os.environ)
     try:
         import ipykernel.ipkernel  # noqa: F401 - the kernel's own import cost, paid once
         import ipykernel.kernelapp  # noqa: F401
@@ -111,6 +112,9 @@ def serve(path: str, preload: list[str]) -> None:
     except BaseException as exc:  # noqa: BLE001 - reported to the starter, which falls back to cold
         print(json.dumps({"ok": False, "reason": f"{type(exc).__name__}: {exc}"}), flush=True)
         return
+    # Variables the imports set (ipykernel's debugger sets PYDEVD_USE_FRAME_EVAL): a kernel
+    # that made the same imports would have them, so each child gets them too.
+    set_by_imports = {k: v for k, v in os.environ.items() if before.get(k) != v}
     import gc
 
     gc.collect()
@@ -121,14 +125,14 @@ def serve(path: str, preload: list[str]) -> None:
     print(json.dumps({"ok": True, "pid": os.getpid(), "preloaded": done, "skipped": skipped}), flush=True)
     kernels: dict[int, int] = {}  # kernel pid -> pid of the run that asked for it
     try:
-        _loop(listener, kernels)
+        _loop(listener, kernels, set_by_imports)
     finally:
         for pid in kernels:
             _signal(pid, signal.SIGKILL)
         _reap(kernels, block=True)
 
 
-def _loop(listener: socket.socket, kernels: dict[int, int]) -> None:
+def _loop(listener: socket.socket, kernels: dict[int, int], set_by_imports: dict[str, str]) -> None:
     stdin = sys.stdin.fileno()
     while True:
         ready, _, _ = select.select([listener, stdin], [], [], POLL_S)
@@ -137,18 +141,20 @@ def _loop(listener: socket.socket, kernels: dict[int, int]) -> None:
         if listener in ready:
             conn, _ = listener.accept()
             with conn:
-                _serve_one(conn, listener, kernels)
+                _serve_one(conn, listener, kernels, set_by_imports)
         _reap(kernels)
         for pid, requester in list(kernels.items()):
             if not _alive(requester):  # its run was killed (run_timeout, a crash): so is it
                 _signal(pid, signal.SIGKILL)
 
 
-def _serve_one(conn: socket.socket, listener: socket.socket, kernels: dict[int, int]) -> None:
+def _serve_one(conn: socket.socket, listener: socket.socket, kernels: dict[int, int],
+               set_by_imports: dict[str, str]) -> None:
     conn.settimeout(10)
     try:
         data, fds, _, _ = socket.recv_fds(conn, 1 << 20, MAX_FDS)
         request = json.loads(data)
+        request["env"] = {**set_by_imports, **request["env"]}
     except (OSError, ValueError) as exc:
         print(f"lab2land.warm: bad request: {exc}", file=sys.stderr, flush=True)
         return

@@ -131,3 +131,30 @@ def test_report_opens_from_file_url_with_plot_and_widgets(demo_site, page):
     page.goto((demo_site / "index.html").as_uri())
     page.get_by_text("Fraud detection").first.wait_for()
     assert page.external_requests == []
+
+
+def test_notebook_names_with_spaces_publish_and_changed_images_re_run(tmp_path):
+    """Tried as a new user would: "Widget List.ipynb" stopped the whole build (an unsafe file name
+    in the version folder), and a changed image beside the notebook left the page as it was."""
+    from conftest import code_notebook, run_cli, write_project
+
+    nb = code_notebook("n = 1", "print(n)")
+    nb.cells.insert(0, nbformat.v4.new_markdown_cell("# Chart\n![the chart](img/chart.svg)"))
+    project = write_project(tmp_path / "p", {"My Report (draft).ipynb": nb, "other.ipynb": code_notebook()},
+                            {"spaced": {"notebook": "My Report (draft).ipynb", "title": "Spaced"},
+                             "other": {"notebook": "other.ipynb", "title": "Other"}}, site={"title": "S"})
+    (project / "img").mkdir()
+    (project / "img" / "chart.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4"/>')
+    done = run_cli("build", project=project)
+    assert done.returncode == 0, done.stderr
+    catalog = json.loads((project / "reports" / "catalog.json").read_text())["reports"]
+    [spaced] = catalog["spaced"]["versions"]
+    assert catalog["other"]["versions"] and spaced["notebook"].endswith("/My-Report-draft.ipynb")
+    assert (project / "reports" / spaced["notebook"]).is_file()
+    page = BeautifulSoup((project / "reports" / spaced["path"]).read_text(), "html.parser")
+    assert page.find("a", href="My-Report-draft.ipynb")
+
+    (project / "img" / "chart.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8"/>')
+    again = run_cli("build", project=project)
+    assert again.returncode == 0 and "spaced ok" in " ".join(again.stderr.split()), again.stderr
+    assert "other unchanged" in " ".join(again.stderr.split())

@@ -39,8 +39,10 @@ df = pd.DataFrame({"revenue": [10, 50, 90], "orders": [3, 1, 2]}, index=["north"
 HOSTILE_CSS = r"""from IPython.display import HTML
 HTML('<style>@import url(https://evil.example/x.css); body{display:none} * {color: rgb(255, 0, 0) !important}'
      ' } .l2l-title{display:none} p.own{background: url(javascript:alert(1)); width: expression(alert(2))}'
-     ' ~ main {display:none} .own::after {content: "</style><script>alert(3)</script>"}</style>'
-     '<p class="own">styled by its own output</p>')"""
+     ' ~ main {display:none} .cover {position: absolute; top: -3000px; left: -100px; width: 5000px;'
+     ' height: 6000px; z-index: 99; background: rgb(255, 0, 0)}'
+     ' .own::after {content: "</style><script>alert(3)</script>"}</style>'
+     '<p class="own">styled by its own output</p><div class="cover"></div>')"""
 WIDGETS = r'''import ipywidgets as w
 from IPython.display import HTML, display
 out = w.Output()
@@ -141,12 +143,19 @@ def test_output_css_cannot_restyle_the_page_or_other_outputs(report, dialogs):  
     assert computed(report, "p.own", "color") == "rgb(255, 0, 0)"  # its own text is its own to style
     assert computed(report, "p.own", "background-image") == "none"  # url(javascript:) was dropped
     assert report.locator("main.l2l-main").is_visible()  # `~ main` reached nothing outside
+    # A positioned overlay stays inside its output's box: the page's own links stay on top.
+    for selector in (".l2l-topbar", '[data-l2l-nav="history"]', "table[id^='T_']"):
+        report.locator(selector).first.scroll_into_view_if_needed()
+        hit = report.eval_on_selector(selector, """e => { const r = e.getBoundingClientRect();
+            const top = document.elementFromPoint(r.left + 5, r.top + 5); return e.contains(top); }""")
+        assert hit, f"{selector} is covered by an output's positioned element"
     assert_clean_page(report, dialogs)
 
 
 def test_images_beside_the_notebook_and_attachments_show(report, dialogs):  # noqa: F811
     sizes = report.eval_on_selector_all(".jp-MarkdownCell img", "imgs => imgs.map(i => [i.alt, i.naturalWidth])")
     assert dict(sizes) == {"chart": 20, "dot": 4, "outside": 0, "link": 0, "abs": 0}
+    assert report.get_by_role("img", name="chart").is_visible() and report.get_by_role("img", name="dot").is_visible()
     # The ones outside the notebook's folder were never read: they stay links that load nothing.
     srcs = report.eval_on_selector_all(".jp-MarkdownCell img", "imgs => imgs.map(i => i.getAttribute('src'))")
     assert srcs[2:] == ["../secret.png", "escape.png", "/etc/hosts"]
@@ -161,6 +170,9 @@ def test_table_of_contents_links_reach_their_headings(report, dialogs):  # noqa:
         report.wait_for_timeout(200)
         top = target.bounding_box()["y"]
         assert 0 <= top < 800, f"{heading!r} is not in view after following its link (y={top})"
+    # The heading's own ¶ link holds nothing else: the text after it is not swallowed into it.
+    assert report.get_by_text("The end.").is_visible()
+    assert report.locator(".jp-MarkdownCell a.anchor-link p").count() == 0
     assert_clean_page(report, dialogs)
 
 

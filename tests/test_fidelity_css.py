@@ -97,7 +97,8 @@ def test_html_keeps_scoped_style_and_drops_the_rest():
     html = ('<style>#T_1 td { color: red; background: url(x) } @import "y";</style>'
             '<table id="T_1"><tr><td onclick="x()">1</td></tr></table><script>alert(1)</script>')
     out = sanitize.clean_html(html, scope=S)
-    assert out.startswith(f"<style>#{S} #T_1 td{{color: red}}</style>")
+    assert out.startswith(f"<style>#{S}{{contain: paint; position: relative; overflow-x: auto}}\n"
+                          f"#{S} #T_1 td{{color: red}}</style>")
     assert "onclick" not in out and "script" not in out and "url" not in out
     assert sanitize.clean_html(out, scope=S) == out  # the page template cleans again
     assert "<style" not in sanitize.clean_html(html)  # no scope: styles dropped, as before
@@ -122,7 +123,8 @@ def test_output_widget_html_is_cleaned_with_its_own_scope():
     html = state["outputs"][0]["data"]["text/html"]
     assert "iframe" not in html and "<b>ok</b>" in html
     scope = html.split('id="', 1)[1].split('"', 1)[0]
-    assert html.startswith(f"<style>#{scope} body{{display: none}}</style><div class=\"l2l-scoped\" id=\"{scope}\">")
+    assert html.startswith(f"<style>#{scope}{{contain: paint; position: relative; overflow-x: auto}}\n"
+                           f"#{scope} body{{display: none}}</style><div class=\"l2l-scoped\" id=\"{scope}\">")
 
 
 def test_dashboard_outputs_keep_styles_only_when_asked():
@@ -162,6 +164,12 @@ def test_relative_images_inside_the_folder_are_embedded(folder):
                                  "img\\..\\..\\secret.png", "", "#x"])
 def test_images_outside_the_folder_or_not_images_are_not_read(folder, src):
     assert images.resolver(folder / "nb", max_bytes=1000)(src) is None
+
+
+def test_a_page_embeds_a_bounded_total(folder):
+    resolve = images.resolver(folder / "nb", max_total=len(PNG) * 2)
+    assert resolve("img/a b.png") and resolve("img/a b.png")
+    assert resolve("img/a b.png") is None  # the page's budget is spent
 
 
 def test_sanitizer_embeds_through_the_resolver(folder):

@@ -13,11 +13,10 @@
       // textContent: the text is ours, but nothing here needs markup.
       if (el) el.textContent = text || ("Executing " + cellIndex + " of " + cellCount);
     };
+    // The cells are shown as soon as they are all on the page, not when Voila's front end
+    // has loaded its theme: the page carries the light theme's CSS, and the first paint
+    // (lab2land.dashboard_paint) has drawn what the cells show.
     window.display_cells = function () {
-      if (!window.themeLoaded) {
-        window.cellLoaded = true;
-        return;
-      }
       var el = document.getElementById("loading");
       if (el) el.parentNode.removeChild(el);
       el = document.getElementById("rendered_cells");
@@ -29,5 +28,123 @@
     window.voila_process(Number(data.cell), Number(data.count));
   } else if (data.l2lStep === "finish") {
     window.voila_finish();
+  } else if (data.l2lStep === "start") {
+    start(data.main);
+  }
+
+  // Voila's front end starts after the page painted (window load, when embed.js draws the
+  // widgets' initial state): its ~60 chunks would otherwise hold the load event back.
+  function start(main) {
+    watchLiveViews();
+    function load() {
+      var script = document.createElement("script");
+      script.src = main;
+      document.body.appendChild(script);
+    }
+    function afterLoad() {
+      var since = Date.now();
+      (function wait() {
+        if (prepaintsDrawn() || Date.now() - since > PAINT_WAIT_MS) {
+          freezePrepaints();
+          load();
+        } else {
+          requestAnimationFrame(wait);
+        }
+      })();
+    }
+    if (document.readyState === "complete") afterLoad();
+    else window.addEventListener("load", function () { setTimeout(afterLoad, 0); });
+  }
+
+  var PAINT_WAIT_MS = 3000;
+  var PENDING_MS = 20000;
+
+  function prepaintViews() {
+    return Array.prototype.slice.call(document.querySelectorAll("script.l2l-prepaint-view"));
+  }
+
+  // embed.js puts a div.widget-subarea before each widget's data block and draws into it.
+  function subareaOf(view) {
+    var el = view.previousElementSibling;
+    return el && el.classList.contains("widget-subarea") ? el : null;
+  }
+
+  function prepaintsDrawn() {
+    return prepaintViews().every(function (view) {
+      var area = subareaOf(view);
+      return area && area.offsetHeight > 0 && area.childElementCount > 0;
+    });
+  }
+
+  // A widget drawn from its initial state is a picture of it: its computed look is kept as
+  // inline style and its classes are removed, so that neither the viewer's clicks (it is
+  // inert) nor anything looking for a widget (".widget-slider") takes it for the live one.
+  function freezePrepaints() {
+    prepaintViews().forEach(function (view) {
+      var area = subareaOf(view);
+      if (!area) return;
+      if (!area.childElementCount) {
+        area.parentNode.removeChild(area);
+        return;
+      }
+      var els = [area].concat(Array.prototype.slice.call(area.querySelectorAll("*")));
+      // All reads first, then all writes: computed styles are live.
+      var looks = els.map(function (el) {
+        var cs = getComputedStyle(el), look = [];
+        for (var i = 0; i < cs.length; i++) {
+          if (cs[i] !== "visibility") look.push([cs[i], cs.getPropertyValue(cs[i])]);
+        }
+        return look;
+      });
+      els.forEach(function (el, k) {
+        looks[k].forEach(function (pv) { el.style.setProperty(pv[0], pv[1]); });
+        el.removeAttribute("class");
+        el.removeAttribute("id");
+      });
+      area.className = "l2l-prepaint";
+      area.inert = true;
+      area.setAttribute("aria-hidden", "true");
+    });
+    document.body.classList.add("l2l-painted");
+  }
+
+  // The live view Voila appends to the same output waits hidden on top of the picture until
+  // it has drawn, then takes its place: no jump, and no moment without the widget.
+  function watchLiveViews() {
+    function swap(live) {
+      var parent = live.parentElement;
+      var old = parent ? parent.querySelectorAll(":scope > .l2l-prepaint, :scope > .widget-subarea, " +
+                                                 ":scope > script.l2l-prepaint-view") : [];
+      for (var i = 0; i < old.length; i++) old[i].parentNode.removeChild(old[i]);
+      live.classList.remove("l2l-live-pending");
+      if (parent) parent.classList.remove("l2l-swapping");
+      if (!document.querySelector(".l2l-prepaint")) document.body.classList.add("l2l-live");
+    }
+    function adopt(live) {
+      var parent = live.parentElement;
+      if (!parent.querySelector(":scope > .l2l-prepaint")) {
+        swap(live);  // nothing painted there (or not yet frozen): show the live view
+        return;
+      }
+      parent.classList.add("l2l-swapping");
+      live.classList.add("l2l-live-pending");
+      var since = Date.now();
+      (function check() {
+        if (!live.isConnected) return;
+        var drawn = live.offsetHeight > 0 && live.querySelector(".jupyter-widgets, .lm-Widget");
+        if (drawn || Date.now() - since > PENDING_MS) swap(live);
+        else requestAnimationFrame(check);
+      })();
+    }
+    new MutationObserver(function (records) {
+      records.forEach(function (record) {
+        record.addedNodes.forEach(function (node) {
+          if (node.nodeType === 1 && node.classList.contains("jp-OutputArea-output") && node.parentElement &&
+              node.parentElement.querySelector(":scope > script.l2l-prepaint-view")) {
+            adopt(node);
+          }
+        });
+      });
+    }).observe(document.body, {childList: true, subtree: true});
   }
 })();
