@@ -27,6 +27,10 @@ from typing import Any
 import nbformat
 import psutil
 
+# How long nbclient waits, after a cell's reply, for the outputs still on their way (its default,
+# 4 s, which papermill turns into a cell failure): a fast kernel printing thousands of outputs on
+# a loaded machine is that far ahead of the client, and the cell "timed out after 4 seconds".
+IOPUB_TIMEOUT_S = 60
 START_RETRIES = 3  # kernel start-up races on small machines; cell failures are never retried
 # Parallel kernels would all write IPython's one history.sqlite (lock waits, "database is
 # locked"); a run needs no input history on disk. In-memory In/Out still work.
@@ -210,7 +214,7 @@ def execute(job: RunJob, output: Path) -> RunResult:
             papermill.execute_notebook(
                 job.notebook, str(output), parameters=job.parameters, kernel_name=job.kernel,
                 cwd=job.cwd, execution_timeout=job.cell_timeout, progress_bar=False, log_output=False,
-                kernel_manager_class=manager, extra_arguments=KERNEL_ARGUMENTS)
+                kernel_manager_class=manager, extra_arguments=KERNEL_ARGUMENTS, iopub_timeout=IOPUB_TIMEOUT_S)
             error = None
         except Exception as exc:  # classified below; nothing escapes a run unexplained
             nb = _read_nb(output)

@@ -131,8 +131,9 @@ def assert_complete(folder: Path) -> dict:
 
 def leftovers(site: Path, allow_temporaries: bool) -> list[str]:
     """What is in the site but belongs to no published version or page."""
-    expected_root = {"index.html", "catalog.json", "assets", ".publish.lock", ".staging", *REPORTS}
-    expected_report = {"index.html", "versions.js", "latest"}
+    expected_root = {"index.html", "catalog.json", "feed.xml", "search-index.js", "assets", ".publish.lock",
+                     ".staging", *REPORTS}
+    expected_report = {"index.html", "versions.js", "feed.xml", "latest"}
     found = []
     places = [(site, expected_root)] + [(site / name, expected_report) for name in REPORTS]
     places += [(site / name / "latest", {f"{v}.html" for v in VARIANTS[name]} | {"index.html"}) for name in REPORTS]
