@@ -39,9 +39,12 @@ WIDGET_VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 STATE_MIME = "application/vnd.lab2land.widget-state+json"
 # Outputs written into the page as HTML, in nbconvert's order of preference.
 STATIC_MIMES = ("text/html", "image/svg+xml", "image/png", "image/jpeg", "text/plain")
+PREFERENCE = ("text/html", "text/markdown", "text/latex", "image/svg+xml", "image/png", "image/jpeg", "image/gif",
+              "text/plain")
 # Voila's front end still loads jupyterlab-plotly for pages that may show a figure after
 # they loaded: through an Output widget (interact, callbacks displaying into one).
 PLOTLY_EXTENSION = "jupyterlab-plotly"
+BUILTIN_MODULES = {"@jupyter-widgets/base", "@jupyter-widgets/controls", "@jupyter-widgets/output"}
 
 # The hidden last cell: the kernel's widget state, as a notebook saves it (its names start
 # with an underscore and are deleted, so the viewer's namespace is as the notebook left it).
@@ -71,17 +74,14 @@ def output_kind(output: dict | None) -> str:
     ``voila`` (left to Voila's front end)."""
     if not output:
         return "voila"
-    if output.get("output_type") == "stream":
-        return "stream"
     data = output.get("data") or {}
     if PLOTLY_MIME in data and isinstance(data[PLOTLY_MIME], dict):
         return "plotly"
     if WIDGET_VIEW_MIME in data:
         return "widget"
-    preferred = next((m for m in (*STATIC_MIMES, "text/latex", "text/markdown") if m in data), None)
-    if preferred in STATIC_MIMES:
-        return "static"
-    return "voila"
+    # JupyterLab's order of preference: an output with LaTeX and plain text is LaTeX (Voila's).
+    preferred = next((m for m in PREFERENCE if m in data), None)
+    return "static" if preferred in STATIC_MIMES else "voila"
 
 
 def static_mime(output: dict) -> str:
@@ -151,8 +151,11 @@ def page_paint(nb) -> dict:
     models = (needs["state"] or {}).get("state") or {}
     needs["plotly_extension"] = any(m.get("model_name") == "OutputModel" or "anywidget" in str(m.get("model_module"))
                                     for m in models.values() if isinstance(m, dict))
-    if needs["state"] is None:
-        needs["widgets"] = False  # nothing to draw them from: Voila draws them, as before
+    # embed.js draws ipywidgets' own models; another library's it would fetch from a CDN
+    # (which the page's CSP refuses): then Voila draws the widgets, as before.
+    if needs["state"] is None or any(m.get("model_module") not in BUILTIN_MODULES
+                                     for m in models.values() if isinstance(m, dict)):
+        needs["widgets"] = False
     return needs
 
 

@@ -74,6 +74,8 @@ SAMPLES = {
     r"/api/kernels/{kernel_re}": ["/api/kernels/{kernel}", "/api/kernels/00000000-0000-0000-0000-000000000000"],
     r"/api/kernels/{kernel_re}/channels": ["ws:/api/kernels/{kernel}/channels"],
     r"/voila/static/(.*)": ["/voila/static/voila.js", "/voila/static/%00"],
+    r"/lab2land/static/(.*)": ["/lab2land/static/plotly.min.js", "/lab2land/static/%00",
+                               "/lab2land/static/widgets/.pinned.json", "/lab2land/static/../../publish.toml"],
     r"/voila/api/themes/(.*)": ["/voila/api/themes/@jupyterlab/theme-light-extension/index.css",
                                 "/voila/api/themes/%00"],
     r"/voila/api/shutdown/(.*)": ["/voila/api/shutdown/{kernel}"],

@@ -37,6 +37,16 @@
   function start(main) {
     watchLiveViews();
     function load() {
+      // Voila's front end starts on the window's load event, which has fired by now: a load
+      // listener added from here on is called at once instead of never.
+      var add = window.addEventListener;
+      window.addEventListener = function (type, listener) {
+        if (type === "load" && document.readyState === "complete" && typeof listener === "function") {
+          setTimeout(function () { listener.call(window, new Event("load")); }, 0);
+          return;
+        }
+        return add.apply(this, arguments);
+      };
       var script = document.createElement("script");
       script.src = main;
       document.body.appendChild(script);
@@ -70,6 +80,8 @@
   }
 
   function prepaintsDrawn() {
+    // No widget state on the page (no widgets, or not ones embed.js draws): nothing to wait for.
+    if (!document.querySelector('script[type="application/vnd.jupyter.widget-state+json"]')) return true;
     return prepaintViews().every(function (view) {
       var area = subareaOf(view);
       return area && area.offsetHeight > 0 && area.childElementCount > 0;
@@ -83,7 +95,10 @@
     prepaintViews().forEach(function (view) {
       var area = subareaOf(view);
       if (!area) return;
-      if (!area.childElementCount) {
+      // Not drawn, or drawn as embed.js's error notice (a widget library it does not have):
+      // nothing is painted there, the live view comes as it always did.
+      if (!area.childElementCount || area.querySelector(".jupyter-widgets-error-widget") ||
+          /Error (displaying|creating) widget/.test(area.textContent)) {
         area.parentNode.removeChild(area);
         return;
       }
@@ -106,6 +121,7 @@
       area.setAttribute("aria-hidden", "true");
     });
     document.body.classList.add("l2l-painted");
+    if (!document.querySelector(".l2l-prepaint")) document.body.classList.add("l2l-live");
   }
 
   // The live view Voila appends to the same output waits hidden on top of the picture until
