@@ -13,10 +13,12 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
 import nbformat
+import psutil
 import pytest
 from nbformat import NotebookNode, v4
 
@@ -92,6 +94,19 @@ def corpus() -> Path:
 def copy_tree(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst, dirs_exist_ok=True)
     return dst
+
+
+def process_gone(pid: int, wait_s: float = 10) -> bool:
+    """True once ``pid`` has exited (or is a zombie nobody reaped yet) within ``wait_s`` seconds."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def free_port() -> int:

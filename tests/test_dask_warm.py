@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import code_notebook, write_project
+from conftest import code_notebook, process_gone, write_project
 from lab2land.build import build
 from lab2land.config import load_config
 from lab2land.execute import RunJob
@@ -74,18 +74,6 @@ def _wait_for(path: Path, timeout: float = 120) -> dict:
     raise AssertionError(f"{path} never appeared")
 
 
-def _gone(pid: int, wait_s: float = 20) -> bool:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_a_worker_killed_mid_run_retries_or_fails_cleanly(tmp_path, cluster):
     marker = tmp_path / "started.json"
     body = WHO.replace("print(json.dumps(", "open(MARKER, 'a').write(json.dumps(").replace("}))", "}) + '\\n')")
@@ -103,7 +91,7 @@ def test_a_worker_killed_mid_run_retries_or_fails_cleanly(tmp_path, cluster):
     builder.join(300)
     assert not builder.is_alive(), "the build did not finish after its worker was killed"
     # The dead worker's server and kernel went with it.
-    assert _gone(first["server"]) and _gone(first["kernel"])
+    assert process_gone(first["server"], 20) and process_gone(first["kernel"], 20)
     [result] = outcome["summary"].outcomes
     site = config.output_dir
     versions = [p for p in (site / "r").iterdir() if p.name[:1].isdigit()]

@@ -27,7 +27,7 @@ import nbformat
 import psutil
 import pytest
 
-from conftest import code_notebook, demo_project, run_cli, save_notebook, start_cli, write_project
+from conftest import code_notebook, demo_project, process_gone, run_cli, save_notebook, start_cli, write_project
 from lab2land import forked
 from lab2land.build import build
 from lab2land.config import load_config
@@ -153,18 +153,6 @@ def _kernel_pid(result) -> int:
     return int(next(t for t in _printed(result) if t.startswith("kernel ")).split()[1])
 
 
-def _gone(pid: int, wait_s: float = 10) -> bool:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.1)
-    return False
-
-
 @pytest.mark.parametrize(("cells", "keys", "kind"), [
     (["import time; time.sleep(60)"], {"cell_timeout": 2}, "cell_timeout"),
     (["import time; time.sleep(60)"], {"run_timeout": 6}, "run_timeout"),
@@ -178,7 +166,7 @@ def test_failures_kill_the_kernel_not_the_server(tmp_path, cells, keys, kind):
     assert not result.ok and result.error.kind == kind, result.error
     server = psutil.Process(_server_pid())
     if result.notebook_json and any(t.startswith("kernel ") for t in _printed(result)):
-        assert _gone(_kernel_pid(result)), "the failed run's kernel is still alive"
+        assert process_gone(_kernel_pid(result)), "the failed run's kernel is still alive"
     assert server.is_running() and server.status() != psutil.STATUS_ZOMBIE
     # The server goes on serving: the next run gets a warm kernel from it.
     again = run_isolated(_job(save_notebook(code_notebook("HAVE_MPL = False", first), tmp_path / "ok.ipynb")))
@@ -338,7 +326,7 @@ def test_a_killed_or_interrupted_publisher_leaves_no_server_or_kernel(tmp_path, 
     assert "lab2land.warm" in who["server_cmd"]  # the kernel is a warm one
     proc.send_signal(sig)
     proc.wait(60)
-    assert _gone(who["kernel"], 15) and _gone(who["server"], 15)
+    assert process_gone(who["kernel"], 15) and process_gone(who["server"], 15)
     deadline = time.monotonic() + 15
     while (left := _marked(mark)) and time.monotonic() < deadline:
         time.sleep(0.2)
