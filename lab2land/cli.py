@@ -13,7 +13,6 @@ import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 # jsonschema (via nbformat) eagerly imports rfc3987_syntax, an optional checker for "iri" formats
 # that compiles ~35 parsers at import: ~0.8 s of every command (jsonschema #1428). No notebook
@@ -38,9 +37,6 @@ from .errors import (  # noqa: E402
     UsageError,
 )
 from .params import parse_assignments  # noqa: E402
-
-if TYPE_CHECKING:
-    from .version import Version
 
 
 def _console() -> Console:
@@ -175,41 +171,20 @@ def cmd_unpin(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     import json
 
-    from .diff import format_text, load
+    from .diff import choose_pairs, format_text, load
     from .store import Store
 
     config = load_config(args.project)
     if args.report not in config.reports:
         raise UsageError(f"unknown report {args.report!r} (valid: {', '.join(config.reports) or 'none defined'})")
     store = Store(config.output_dir)
-    pairs = _diff_pairs(store.versions(args.report), args.old, args.new, args.variant)
+    pairs = choose_pairs(store.versions(args.report), args.old, args.new, args.variant)
     diffs = [load(config.output_dir, args.report, old, new) for old, new in pairs]
     if args.format == "json":
         print(json.dumps([d.to_json() for d in diffs], indent=2, default=str))
     else:
         print("\n\n".join(format_text(d) for d in diffs) or f"{args.report}: fewer than two versions to compare")
     return EXIT_OK
-
-
-def _diff_pairs(versions: list[Version], old: str | None, new: str | None,
-                variant: str | None) -> list[tuple[Version, Version]]:
-    """Which versions ``lab2land diff`` compares (see its --help)."""
-    by_id = {v.version_id: v for v in versions}
-    for given in (old, new):
-        if given and given not in by_id:
-            raise UsageError(f"unknown version {given!r} (the newest are: {', '.join(list(by_id)[:5]) or 'none'})")
-    if old and new:
-        return [(by_id[old], by_id[new])]
-    good = [v for v in versions if v.complete]  # newest first
-    if old:
-        newer = next((v for v in good if v.variant == by_id[old].variant), None)
-        return [(by_id[old], newer)] if newer and newer is not by_id[old] else []
-    pairs = []
-    for key in dict.fromkeys(v.variant for v in good):
-        line = [v for v in good if v.variant == key]
-        if len(line) >= 2 and variant in (None, key):
-            pairs.append((line[1], line[0]))
-    return pairs
 
 
 def cmd_notify(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from .errors import UsageError
 from .metrics import MIMETYPE as METRIC_MIMETYPE
 from .metrics import SCRAPBOOK_MIMETYPES, Metric
 from .version import SnapshotRecord, Version
@@ -315,6 +316,32 @@ def _cells(old_cells: list[dict], new_cells: list[dict]) -> list[CellChange]:
 
 
 # --- reading versions, and the text the CLI prints ----------------------------------------------------
+
+def choose_pairs(versions: list[Version], old: str | None, new: str | None,
+                 variant: str | None) -> list[tuple[Version, Version]]:
+    """Which versions ``lab2land diff`` compares: OLD and NEW; OLD and the newest complete
+    version of its variant; or, by default, each variant's two newest complete versions.
+
+    Raises:
+        UsageError: OLD or NEW is not a version of the report.
+    """
+    by_id = {v.version_id: v for v in versions}
+    for given in (old, new):
+        if given and given not in by_id:
+            raise UsageError(f"unknown version {given!r} (the newest are: {', '.join(list(by_id)[:5]) or 'none'})")
+    if old and new:
+        return [(by_id[old], by_id[new])]
+    good = [v for v in versions if v.complete]  # newest first
+    if old:
+        newer = next((v for v in good if v.variant == by_id[old].variant), None)
+        return [(by_id[old], newer)] if newer and newer is not by_id[old] else []
+    pairs = []
+    for key in dict.fromkeys(v.variant for v in good):
+        line = [v for v in good if v.variant == key]
+        if len(line) >= 2 and variant in (None, key):
+            pairs.append((line[1], line[0]))
+    return pairs
+
 
 def published_notebook(site_dir: Path, report: str, version: Version) -> dict:
     """The executed notebook of a published version as JSON (no cells if it cannot be read)."""
