@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import platform
 import sys
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from . import __version__
@@ -18,16 +15,13 @@ from .execute import RunResult
 from .metrics import extract
 from .outputs import cap_outputs, without_scraps
 from .plan import Run
-from .provenance import package_versions as notebook_packages
+from .provenance import package_versions
 from .search import VERSION_TEXT, version_text_json
 from .site import dashboard_path
 from .store import Store, previous_complete, safe_file_name, write_atomic
 from .version import MANIFEST_SCHEMA, Breach, Changes, Status, Version, VersionError
 
 LOGS = Path(".lab2land") / "logs"  # per report: <version>.log of each run that failed
-
-STACK = ("papermill", "nbconvert", "nbclient", "nbformat", "ipykernel", "jupyter_client", "voila",
-         "ipywidgets", "plotly", "pandas", "numpy", "scikit-learn", "sqlalchemy")
 
 
 @dataclass
@@ -40,15 +34,6 @@ class Outcome:
     duration_s: float = 0.0
     summary: str = ""
     version: Version | None = None  # the version published (None for "unchanged")
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the stack a version was built with (recorded in every manifest)."""
-    found = {"python": platform.python_version(), "lab2land": __version__}
-    for name in STACK:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[name] = metadata.version(name)
-    return found
 
 
 def template_dirs(config: Config) -> list[Path] | None:
@@ -73,7 +58,6 @@ class Publisher:
 
     def __init__(self, config: Config, store: Store, published: dict[str, list[Version]] | None = None):
         self.config, self.store = config, store
-        self.packages = package_versions()
         self.templates = template_dirs(config)
         # Each report's versions, newest first (the build's own reading, when it has one).
         self.versions: dict[str, list[Version]] = published if published is not None else {}
@@ -95,7 +79,7 @@ class Publisher:
             "duration_s": result.duration_s, "attempts": result.attempts,
             "notebook": report.notebook, "notebook_sha256": prep.notebook_sha256, "kernel": run.kernel,
             "executed_notebook": safe_file_name(run.notebook.name) if report.publish_notebook else "", "error": error,
-            "packages": self.packages, "lab2land_version": __version__,
+            "lab2land_version": __version__,
             "sources": [s.record(self.config.project_dir) for s in prep.snapshots], "cache_key": prep.key,
         })
 
@@ -195,7 +179,7 @@ class Publisher:
         version = self.new_version(prep, result)
         nb = nbformat.reads(result.notebook_json, as_version=4) if result.notebook_json else nbformat.v4.new_notebook()
         report = self.config.reports[run.report]
-        version.packages = notebook_packages(nb)  # what this notebook imported (lab2land.provenance)
+        version.packages = package_versions(nb)  # what this notebook imported (lab2land.provenance)
         self._judge(version, nb, report)
         changes = self._changes(run, version, nb)
         shown = cap_outputs(without_scraps(nb), self.config.site.max_output_mb)
