@@ -246,5 +246,5 @@ def write_site(config: Config, store: Store, state: State, *, prune: bool = True
     # Recorded after the pages are in place, and from the listing after pruning: a kill before
     # this line leaves the old keys, so the next build writes the pages again.
     state.data["pages"] = keys
-    state.data["site"] = site_key(config, store, dirs)
+    state.data["site"] = site_key(config, store, dirs, keys)  # the listing has not changed since `keys`
     return catalog

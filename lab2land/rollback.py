@@ -13,7 +13,7 @@ from .build import write_site
 from .cache import State
 from .config import Config
 from .errors import UsageError
-from .pins import Pin, choose, current_user, latest_with_pins, read_pins, variant_of, write_pins
+from .pins import MAX_REASON, Pin, choose, current_user, latest_with_pins, read_pins, variant_of, write_pins
 from .plan import report_variants
 from .store import LOCK_WAIT_S, Store
 
@@ -44,8 +44,8 @@ def rollback(config: Config, report: str, version_id: str | None = None, *, vari
         PublishLocked: a publish held the site for ``wait_s`` seconds.
     """
     settings = _report(config, report)
-    if len(reason) > 500:
-        raise UsageError(f"--reason: at most 500 characters, got {len(reason)}")
+    if len(reason) > MAX_REASON:
+        raise UsageError(f"--reason: at most {MAX_REASON} characters, got {len(reason)}")
     keys = [key for key, _, _ in report_variants(settings)]
     store = Store(config.output_dir)
     with store.lock(wait_s):

@@ -76,11 +76,12 @@ def report_keys(config: Config, store: Store, template_dirs: list[Path] | None =
     return keys
 
 
-def site_key(config: Config, store: Store, template_dirs: list[Path] | None = None) -> str:
+def site_key(config: Config, store: Store, template_dirs: list[Path] | None = None,
+             keys: dict[str, str] | None = None) -> str:
     """sha256 of what the site pages are made of: the config, the templates, the versions on disk
-    and the pins."""
-    payload = json.dumps({"config": config.model_dump_json(), "reports": report_keys(config, store, template_dirs)},
-                         sort_keys=True)
+    and the pins (``keys``: the :func:`report_keys` already computed for this state of the site)."""
+    keys = report_keys(config, store, template_dirs) if keys is None else keys
+    payload = json.dumps({"config": config.model_dump_json(), "reports": keys}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
