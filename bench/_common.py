@@ -43,6 +43,13 @@ def run(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None) -> 
     return time.perf_counter() - start
 
 
+def timed(fn) -> float:
+    """Call ``fn()`` in this process; return its wall time in seconds."""
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def publish(project: Path, *args: str) -> float:
     """``publish.py --project PROJECT ARGS`` through the CLI, as a user runs it; wall seconds."""
     return run([sys.executable, str(ROOT / "publish.py"), "--project", str(project), *args], cwd=ROOT)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import nbformat
 from nbformat import v4
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import kb, keep_or_remove, machine, publish  # noqa: E402
+from _common import kb, keep_or_remove, machine, publish, timed  # noqa: E402
 
 WORDS = ["revenue", "churn", "forecast", "margin", "cohort", "retention", "pipeline", "funnel", "basket",
          "inventory", "supplier", "warehouse", "invoice", "refund", "segment", "campaign", "region", "weekly",
@@ -77,12 +76,6 @@ def generate(project: Path, reports: int, versions: int) -> None:
                                                    "label": "Revenue", "unit": "$"}})
             store.commit_version(version, {"index.html": page, "nb.ipynb": executed_notebook(i, n)})
             previous = vid if version.complete else previous
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def sizes(site: Path) -> dict[str, int]:

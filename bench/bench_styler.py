@@ -30,12 +30,11 @@ import json
 import re
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from _common import BIN, ROOT, kb, keep_or_remove, machine, publish, run  # noqa: E402
+from _common import BIN, ROOT, kb, keep_or_remove, machine, publish, run, timed  # noqa: E402
 
 GUIDE = ROOT / "tests" / "corpus_fidelity" / "pandas" / "style.ipynb"
 COUNT_JS = """() => {
@@ -77,18 +76,12 @@ def render_times(executed: Path, notebook_dir: Path) -> tuple[float, float]:
 
     nb = nbformat.read(executed, as_version=4)
     render.render_version(nb, page_context(), notebook_dir=notebook_dir)  # builds the exporter
-    best = min(_timed(lambda: render.render_version(nb, page_context(), notebook_dir=notebook_dir))
+    best = min(timed(lambda: render.render_version(nb, page_context(), notebook_dir=notebook_dir))
                for _ in range(3))
     styles = [t for cell in nb.cells for out in cell.get("outputs", [])
               for t in css.style_texts("".join(out.get("data", {}).get("text/html", "")))]
-    cleaning = _timed(lambda: [css.clean_css(t, "l2l-o0-0") for t in styles])
+    cleaning = timed(lambda: [css.clean_css(t, "l2l-o0-0") for t in styles])
     return best, cleaning
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main() -> None:
