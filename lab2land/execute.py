@@ -1,31 +1,21 @@
-"""Execute one run (a notebook with one parameter set) with papermill, isolated and time-limited.
+"""Execute one run (a notebook with one parameter set) with papermill: the job, its result, and
+what went wrong.
 
-Each run executes in a child process of its own, so that a whole-run wall-clock limit can kill
-it (kernel included) and so that nothing a notebook does can take the publisher down. Papermill
-lets several failures through unmarked (timeouts and kernel death escape as raw exceptions;
-``sys.exit(0)`` mid-notebook counts as success); :func:`classify` turns each into a
-:class:`RunError` with a reason a person can act on.
+:func:`execute` runs papermill in the calling process; :mod:`lab2land.isolate` calls it in a
+child process of its own per run, time-limited. Papermill lets several failures through unmarked
+(timeouts and kernel death escape as raw exceptions; ``sys.exit(0)`` mid-notebook counts as
+success); :func:`classify` turns each into a :class:`RunError` with a reason a person can act on.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import multiprocessing
-import multiprocessing.forkserver
-import os
-import subprocess
-import sys
-import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import nbformat
-import psutil
 
 # How long nbclient waits, after a cell's reply, for the outputs still on their way (its default,
 # 4 s, which papermill turns into a cell failure): a fast kernel printing thousands of outputs on
@@ -237,171 +227,3 @@ def _timings(nb: nbformat.NotebookNode | None, duration: float) -> dict:
     start-up and shutdown, reading and writing the notebook)."""
     cells = sum(c.get("metadata", {}).get("papermill", {}).get("duration") or 0 for c in nb.cells) if nb else 0
     return {"cells_s": round(cells, 3), "kernel_s": round(max(duration - cells, 0.0), 3)}
-
-
-# --- isolation: one child process per run -------------------------------------------------------
-
-def _child(job: RunJob, workdir: str, publisher: int | None = None) -> None:
-    """Entry point of the child process: run, then leave the result as JSON in ``workdir``.
-    ``publisher`` is the pid of the process that started the run: the run dies with it."""
-    if publisher is not None:
-        from .kernels import die_with
-
-        die_with(publisher)
-    os.environ.pop(SAFE_PATH, None)  # the kernel imports from the notebook's folder, as in Jupyter
-    log = open(os.path.join(workdir, "log.txt"), "ab", buffering=0)  # noqa: SIM115 - open until the process exits
-    # The kernel inherits these descriptors: its warnings land in the run's log, not the terminal.
-    os.dup2(log.fileno(), 1)
-    os.dup2(log.fileno(), 2)
-    try:
-        result = execute(job, Path(workdir) / "executed.ipynb")
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent as an internal error
-        result = RunResult(job, "failed", _now(), _now(), 0.0, error=RunError("internal", repr(exc)))
-    payload = asdict(result)
-    tmp = os.path.join(workdir, "result.json.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh)
-    os.replace(tmp, os.path.join(workdir, "result.json"))
-
-
-def kill_tree(pid: int, *, include_root: bool = True) -> None:
-    """Kill a process's descendants (kernels included) and, unless told not to, the process."""
-    try:
-        root = psutil.Process(pid)
-        procs = root.children(recursive=True) + ([root] if include_root else [])
-    except psutil.NoSuchProcess:
-        return
-    for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(procs, timeout=5)
-
-
-def _load_result(job: RunJob, workdir: Path) -> RunResult | None:
-    path = workdir / "result.json"
-    if not path.is_file():
-        return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    data["job"] = RunJob(**data["job"])
-    data["error"] = RunError(**data["error"]) if data["error"] else None
-    return RunResult(**data)
-
-
-def _log_tail(workdir: Path, lines: int = 20) -> str:
-    log = workdir / "log.txt"
-    if not log.is_file():
-        return ""
-    text = log.read_text(encoding="utf-8", errors="replace").splitlines()
-    return "\n".join(line for line in text[-lines:] if "running over TCP without encryption" not in line)
-
-
-_FORKSERVER = None
-_FORKSERVER_LOCK = threading.Lock()
-# Python's "don't put the current folder on sys.path" switch (3.11+), for our own processes.
-SAFE_PATH = "PYTHONSAFEPATH"
-
-
-def _context():
-    # A forkserver forks each run from a clean single-threaded process that has papermill
-    # imported already: ~1 s faster per run than spawning, and safe in our threaded parent.
-    # Python starts it with `-c`, which puts the caller's current folder first on sys.path
-    # (and its `sys_path` argument is not applied before the preloads): a `concurrent.py` in
-    # the folder cron runs from would shadow the standard library in every run. PYTHONSAFEPATH
-    # keeps it off; the forked child drops the variable again before starting its kernel.
-    global _FORKSERVER
-    with _FORKSERVER_LOCK:
-        if _FORKSERVER is None:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["lab2land.execute", "lab2land.forked", "papermill", "nbclient", "nbformat"])
-            previous = os.environ.get(SAFE_PATH)
-            os.environ[SAFE_PATH] = "1"
-            try:
-                multiprocessing.forkserver.ensure_running()
-            finally:
-                if previous is None:
-                    del os.environ[SAFE_PATH]
-                else:
-                    os.environ[SAFE_PATH] = previous
-            _FORKSERVER = ctx
-    return _FORKSERVER
-
-
-def _start_child(job: RunJob, workdir: Path, mode: str):
-    if mode == "subprocess":  # for hosts (e.g. daemonic Dask workers) that may not fork children
-        job_path = workdir / "job.json"
-        job_path.write_text(json.dumps(asdict(job)), encoding="utf-8")
-        # -P: not the worker's current folder first on sys.path (see _context)
-        return subprocess.Popen([sys.executable, "-P", "-m", "lab2land.execute", str(job_path), str(workdir),
-                                 str(os.getpid())],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proc = _context().Process(target=_child, args=(job, str(workdir), os.getpid()), name=f"lab2land-{job.version_id}")
-    proc.start()
-    return proc
-
-
-def _alive(proc) -> bool:
-    return proc.poll() is None if isinstance(proc, subprocess.Popen) else proc.is_alive()
-
-
-def _wait(proc, timeout: float) -> bool:
-    """Wait for the child; True if it finished in time."""
-    if isinstance(proc, subprocess.Popen):
-        try:
-            proc.wait(timeout)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
-    proc.join(timeout)
-    return not proc.is_alive()
-
-
-def run_isolated(job: RunJob, *, mode: str = "fork") -> RunResult:
-    """Execute ``job`` in a child process, killing it (and its kernel) after ``job.run_timeout``.
-
-    Args:
-        job: The run.
-        mode: ``"fork"`` (forkserver child, fast) or ``"subprocess"`` (a new interpreter).
-    """
-    started, clock = _now(), time.monotonic()
-    kernel = "cold"
-    if job.preload is not None and job.kernel_server is None:
-        from dataclasses import replace
-
-        from .forked import server_for
-
-        path, why_not = server_for(job.kernel, job.preload) if job.kernel else (None, "no kernel name")
-        job, kernel = (replace(job, kernel_server=path), "warm") if path else (job, f"cold: {why_not}")
-    with tempfile.TemporaryDirectory(prefix="lab2land-run-") as tmp:
-        workdir = Path(tmp)
-        proc = _start_child(job, workdir, mode)
-        try:
-            finished_in_time = _wait(proc, job.run_timeout)
-        finally:
-            if _alive(proc):  # timed out, or we are being interrupted (Ctrl-C)
-                kill_tree(proc.pid)
-        result = _load_result(job, workdir) if finished_in_time else None
-        if result is None:
-            nb = _read_nb(workdir / "executed.ipynb")
-            index = _running_cell(nb)
-            if finished_in_time:
-                error = RunError("kernel_died", "the run's process exited without a result "
-                                                "(killed, or out of memory)", index)
-            else:
-                error = RunError("run_timeout", f"the run took longer than {job.run_timeout} s (the report's "
-                                                f"`run_timeout`); stopped while running {where(nb, index)}", index)
-            result = RunResult(job, "failed", started, _now(), round(time.monotonic() - clock, 3),
-                               nbformat.writes(nb) if nb is not None else None, error)
-        if not result.ok:
-            result.log_tail = _log_tail(workdir)
-        result.extra["kernel"] = kernel
-        return result
-
-
-def main(argv: list[str]) -> None:
-    """``python -m lab2land.execute JOB_JSON WORKDIR [PUBLISHER_PID]``: the subprocess isolation mode."""
-    job = RunJob(**json.loads(Path(argv[0]).read_text(encoding="utf-8")))
-    _child(job, argv[1], int(argv[2]) if len(argv) > 2 else None)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

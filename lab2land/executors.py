@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Protocol
 
 from .config import ConfigError
-from .execute import RunJob, RunResult, kill_tree, run_isolated
+from .execute import RunJob, RunResult
 from .forked import WarmSettings, kernel_problem, platform_problem, preload_for, server_for, stop_servers
+from .isolate import kill_tree, run_isolated
 
 OnStart = Callable[[RunJob], None]
 
@@ -83,6 +84,17 @@ def plan_warm(jobs: list[RunJob], warm: WarmSettings, note: Callable[[str], None
     return [marked.get(id(j), j) for j in jobs]
 
 
+def fork_servers(jobs: list[RunJob]) -> list[tuple[str, tuple[str, ...]]]:
+    """The ``(kernel, preload)`` of each kernel fork server these (planned) jobs want."""
+    return sorted({(j.kernel, tuple(j.preload)) for j in jobs if j.preload is not None})
+
+
+def _servers_for(notebooks: list[tuple[str, Path]], warm: WarmSettings) -> list[tuple[str, tuple[str, ...]]]:
+    jobs = [RunJob(report="", variant="", version_id="", notebook=str(nb), cwd=str(nb.parent), parameters={},
+                   kernel=kernel) for kernel, nb in notebooks]
+    return fork_servers(plan_warm(jobs, warm, lambda text: None))
+
+
 class LocalExecutor:
     """Runs on this machine, ``jobs`` at a time, each in its own child process."""
 
@@ -95,11 +107,7 @@ class LocalExecutor:
     def warm_up(self, notebooks: list[tuple[str, Path]]) -> None:
         """Start the fork servers the runs will want, in the background, so that their imports
         overlap the build's planning and data loading (the first run waits for them)."""
-        jobs = [RunJob(report="", variant="", version_id="", notebook=str(nb), cwd=str(nb.parent), parameters={},
-                       kernel=kernel) for kernel, nb in notebooks]
-        planned = plan_warm(jobs, self.warm, lambda text: None)
-        wanted = {(j.kernel, tuple(j.preload)) for j in planned if j.preload is not None}
-        for kernel, preload in wanted:
+        for kernel, preload in _servers_for(notebooks, self.warm):
             threading.Thread(target=server_for, args=(kernel, list(preload)), daemon=True,
                              name="lab2land-warm-up").start()
 
@@ -127,10 +135,13 @@ class LocalExecutor:
 class DaskExecutor:
     """Runs on a Dask cluster: ``scheduler`` is its address, or None for a local cluster.
 
-    Each run executes in a fresh interpreter on a worker (Dask's worker processes are daemonic
-    and may not fork children), so a worker survives any notebook; its kernel is forked from the
-    worker's own warm fork server (see :mod:`lab2land.dask_plugin`). Workers must have lab2land
-    and the notebooks' kernels installed, and see the project folder at the same path.
+    Each run executes in a process of its own on a worker, so a worker survives any notebook.
+    Dask's worker processes are daemonic and may not start multiprocessing children, so the
+    worker's own run fork server forks it, with papermill already imported (a fresh interpreter
+    where that server cannot start); its kernel is forked from the worker's own warm kernel fork
+    server. The worker plugin (:mod:`lab2land.dask_plugin`) starts both servers as soon as it is
+    registered, before the first run. Workers must have lab2land and the notebooks' kernels
+    installed, and see the project folder at the same path.
 
     A worker that dies mid-run (killed, out of memory) makes Dask run the task again elsewhere;
     when Dask gives up, the run fails like any other. Nothing is committed until the result is
@@ -139,9 +150,50 @@ class DaskExecutor:
 
     def __init__(self, jobs: int, scheduler: str | None = None):
         self.jobs, self.scheduler = jobs, scheduler
+        self._starting: threading.Thread | None = None
+        self._session: tuple | BaseException | None = None  # (client, cluster, plugin's servers)
 
     def warm_up(self, notebooks: list[tuple[str, Path]]) -> None:
-        """Nothing: each worker starts its own fork servers."""
+        """Start the local cluster (or connect to the scheduler) and register the worker plugin,
+        which starts each worker's fork servers, in the background: all of that overlaps the
+        build's planning and data loading (the first run waits for it). A build that ends before
+        its runs leaves the cluster to the interpreter's exit (distributed closes it then)."""
+        servers = _servers_for(notebooks, self.warm)
+        self._starting = threading.Thread(target=self._connect, args=(servers,), daemon=True,
+                                          name="lab2land-dask-up")
+        self._starting.start()
+
+    def _connect(self, servers: list) -> None:
+        from .dask_plugin import WarmKernels
+
+        client = cluster = None
+        try:
+            client, cluster = self._client()
+            client.register_plugin(WarmKernels(servers))
+            self._session = (client, cluster, servers)
+        except BaseException as exc:  # noqa: BLE001 - raised again by map(), in the build's thread
+            _close(client, cluster)
+            self._session = exc
+
+    def _connected(self, servers: list) -> tuple:
+        """The client and cluster, with the plugin registered for ``servers``."""
+        from .dask_plugin import WarmKernels
+
+        if self._starting is None:
+            self._connect(servers)
+        else:
+            self._starting.join()
+        session, self._session, self._starting = self._session, None, None
+        if isinstance(session, BaseException):
+            raise session
+        client, cluster, registered = session
+        if not set(servers) <= set(registered):
+            try:
+                client.register_plugin(WarmKernels(servers))
+            except BaseException:
+                _close(client, cluster)
+                raise
+        return client, cluster
 
     def _client(self):
         try:
@@ -156,27 +208,28 @@ class DaskExecutor:
         return Client(cluster), cluster
 
     def map(self, jobs: Iterable[RunJob], on_start: OnStart) -> Iterator[RunResult]:
-        from dask.distributed import as_completed
-
-        from .dask_plugin import WarmKernels
-
         jobs = plan_warm(list(jobs), self.warm, self.note)
-        client, cluster = self._client()
+        client, cluster = self._connected(fork_servers(jobs))
         try:
-            if any(job.preload is not None for job in jobs):
-                client.register_plugin(WarmKernels())
+            from dask.distributed import as_completed
+
             futures = {}
             for job in jobs:
                 on_start(job)
-                future = client.submit(run_isolated, job, mode="subprocess", pure=False,
+                future = client.submit(run_isolated, job, mode="server", pure=False,
                                        key=f"lab2land-{job.report}-{job.version_id}")
                 futures[future] = job
             for future in as_completed(futures):
                 yield _dask_result(future, futures[future])
         finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            _close(client, cluster)
+
+
+def _close(client, cluster) -> None:
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
 
 
 def _dask_result(future, job: RunJob) -> RunResult:

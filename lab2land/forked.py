@@ -1,5 +1,6 @@
 """Warm kernels for runs: which runs may fork from a warm parent, the fork servers, and the
-kernel manager that gets its kernel from one.
+kernel manager that gets its kernel from one. A second kind of server forks the runs' own
+processes where multiprocessing may not (daemonic Dask workers; see :mod:`lab2land.isolate`).
 
 A run's kernel manager writes the connection file and builds the launch command exactly as
 jupyter_client does; only the launch differs: instead of ``Popen`` it asks the fork server of
@@ -145,9 +146,11 @@ def preload_for(notebooks: list[Path], extra: list[str]) -> list[str]:
 # --- fork servers ---------------------------------------------------------------------------------
 
 class Server:
-    """One running fork server (``python -m lab2land.warm``), owned by this process."""
+    """One running fork server (``python -m lab2land.warm``), owned by this process; ``role`` is
+    what it forks: ``"kernels"`` or ``"runs"``."""
 
-    def __init__(self, preload: list[str]):
+    def __init__(self, preload: list[str], role: str = "kernels"):
+        self.role = role
         self.folder = tempfile.mkdtemp(prefix="lab2land-warm-")  # mode 0700: only we may connect
         self.path = os.path.join(self.folder, "fork.sock")
         self.log = os.path.join(self.folder, "server.log")
@@ -165,7 +168,7 @@ class Server:
             os.mkdir(os.path.join(self.folder, "cwd"))
             env = {k: v for k, v in os.environ.items() if k != "PYTHONSAFEPATH"}
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "lab2land.warm", self.path, json.dumps(self.preload)],
+                [sys.executable, "-m", "lab2land.warm", self.path, json.dumps(self.preload), self.role],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, start_new_session=True,
                 cwd=os.path.join(self.folder, "cwd"), env=env)
         line = _read_line(self.proc.stdout, START_TIMEOUT_S)
@@ -238,6 +241,31 @@ def server_for(kernel: str, preload: list[str]) -> tuple[str | None, str | None]
     return (server.path, None) if isinstance(server, Server) else (None, server)
 
 
+# What a run process imports before it runs papermill (lab2land.isolate: execute, forked, kernels).
+RUN_PRELOAD = ["lab2land.isolate", "papermill", "papermill.engines", "nbclient.client", "jupyter_client.manager",
+               "jupyter_client.asynchronous.client", "nbclient.exceptions", "papermill.exceptions"]
+
+
+def run_server() -> tuple[str | None, str | None]:
+    """The socket of this process's fork server for run processes (started on first use), or
+    None and why not."""
+    problem = platform_problem()
+    if problem:
+        return None, problem
+    key = ("runs", sys.executable)
+    with _SERVERS_LOCK:
+        server = _SERVERS.get(key)
+        if isinstance(server, Server) and not server.alive:
+            server.stop()
+            server = None
+        if server is None:
+            server = Server(RUN_PRELOAD, role="runs")
+            failure = server.start()
+            _SERVERS[key] = f"the run fork server did not start: {failure}" if failure else server
+            server = _SERVERS[key]
+    return (server.path, None) if isinstance(server, Server) else (None, server)
+
+
 def stop_servers() -> None:
     """Stop every fork server this process started (their kernels die with them)."""
     with _SERVERS_LOCK:
@@ -255,16 +283,23 @@ atexit.register(stop_servers)
 def request_kernel(path: str, cmd: list[str], env: dict[str, str], cwd: str) -> int:
     """Ask the fork server at ``path`` for a kernel running ``cmd``; return its pid. Its stdout
     and stderr are this process's (the run's log)."""
-    request = {"launcher": cmd[2], "args": cmd[3:], "env": env, "cwd": cwd, "requester": os.getpid()}
+    request = {"launcher": cmd[2], "args": cmd[3:], "env": env, "cwd": cwd}
+    return ask_server(path, request, [1, 2])
+
+
+def ask_server(path: str, request: dict, fds: list[int]) -> int:
+    """Send ``request`` and the descriptors ``fds`` to the fork server at ``path``; return the pid
+    of the child it forked. The child dies with this process (the server kills it when we are gone)."""
+    request = {**request, "requester": os.getpid()}
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(30)
         conn.connect(path)
-        socket.send_fds(conn, [json.dumps(request).encode()], [1, 2])
+        socket.send_fds(conn, [json.dumps(request).encode()], fds)
         reply = b""
         while not reply.endswith(b"\n"):
             chunk = conn.recv(4096)
             if not chunk:
-                raise ConnectionError("the fork server closed the connection without a kernel")
+                raise ConnectionError("the fork server closed the connection without forking")
             reply += chunk
     return int(json.loads(reply)["pid"])
 

@@ -1,11 +1,17 @@
 """The kernel fork server: a warm parent that forks a fresh ipykernel kernel for every run.
 
-``python -m lab2land.warm SOCKET PRELOAD_JSON`` imports ipykernel and the modules the planned
-notebooks import, warms what is safe to warm (plotly's first figure), then forks one child per
+``python -m lab2land.warm SOCKET PRELOAD_JSON [kernels|runs]`` imports ipykernel and the modules
+the planned notebooks import, warms what is safe to warm (plotly's first figure), then forks one child per
 request on the Unix socket ``SOCKET``. Each child becomes an ordinary ipykernel kernel: its own
 session and process group, the connection file (hence ports) the run's kernel manager wrote, the
 run's working directory, environment and argv, and its stdout/stderr are the run's log (passed
 over the socket as file descriptors).
+
+The same server in the ``runs`` role forks run processes instead (lab2land.isolate, where a Dask
+worker may not start multiprocessing children): it preloads papermill and lab2land's run code
+instead of ipykernel, and each child runs one job, as ``python -m lab2land.isolate`` would, in
+the requester's working directory and environment; the requester holds a pipe whose other end
+only the child keeps open, so it sees the child end as a parent sees its own child end.
 
 Forking is only safe from a process that never started an event loop, a zmq context or a Python
 thread (ipykernel PRs #410/#1261 stalled on exactly that): the server checks this after its
@@ -91,21 +97,27 @@ def _fork_safe_problem() -> str | None:
     return None
 
 
-def serve(path: str, preload: list[str]) -> None:
-    """Warm up, report readiness on stdout as one JSON line, then fork kernels until stdin closes."""
+def _import_ipykernel() -> None:
     # As ipykernel sets it, before matplotlib can read it: pyplot imported here picks the same
     # backend it would pick in the kernel.
     os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
+    import ipykernel.ipkernel  # noqa: F401 - the kernel's own import cost, paid once
+    import ipykernel.kernelapp  # noqa: F401
+
+    with contextlib.suppress(ImportError):  # what a kernel imports as it starts (debugpy)
+        import ipykernel.debugger  # noqa: F401
+
+
+def serve(path: str, preload: list[str], role: str = "kernels") -> None:
+    """Warm up, report readiness on stdout as one JSON line, then fork kernels (or, in the
+    ``runs`` role, run processes) until stdin closes."""
     before = dict(os.environ)
     try:
-        import ipykernel.ipkernel  # noqa: F401 - the kernel's own import cost, paid once
-        import ipykernel.kernelapp  # noqa: F401
-
-        with contextlib.suppress(ImportError):  # what a kernel imports as it starts (debugpy)
-            import ipykernel.debugger  # noqa: F401
-
+        if role == "kernels":
+            _import_ipykernel()
         done, skipped = _preload(preload)
-        _warm_up()
+        if role == "kernels":
+            _warm_up()
         problem = _fork_safe_problem()
         if problem:
             raise RuntimeError(problem)
@@ -124,15 +136,16 @@ def serve(path: str, preload: list[str]) -> None:
     listener.listen(16)
     print(json.dumps({"ok": True, "pid": os.getpid(), "preloaded": done, "skipped": skipped}), flush=True)
     kernels: dict[int, int] = {}  # kernel pid -> pid of the run that asked for it
+    become = _become_kernel if role == "kernels" else _become_run
     try:
-        _loop(listener, kernels, set_by_imports)
+        _loop(listener, kernels, set_by_imports, become)
     finally:
         for pid in kernels:
             _signal(pid, signal.SIGKILL)
         _reap(kernels, block=True)
 
 
-def _loop(listener: socket.socket, kernels: dict[int, int], set_by_imports: dict[str, str]) -> None:
+def _loop(listener: socket.socket, kernels: dict[int, int], set_by_imports: dict[str, str], become) -> None:
     stdin = sys.stdin.fileno()
     while True:
         ready, _, _ = select.select([listener, stdin], [], [], POLL_S)
@@ -141,7 +154,7 @@ def _loop(listener: socket.socket, kernels: dict[int, int], set_by_imports: dict
         if listener in ready:
             conn, _ = listener.accept()
             with conn:
-                _serve_one(conn, listener, kernels, set_by_imports)
+                _serve_one(conn, listener, kernels, set_by_imports, become)
         _reap(kernels)
         for pid, requester in list(kernels.items()):
             if not _alive(requester):  # its run was killed (run_timeout, a crash): so is it
@@ -149,7 +162,7 @@ def _loop(listener: socket.socket, kernels: dict[int, int], set_by_imports: dict
 
 
 def _serve_one(conn: socket.socket, listener: socket.socket, kernels: dict[int, int],
-               set_by_imports: dict[str, str]) -> None:
+               set_by_imports: dict[str, str], become) -> None:
     conn.settimeout(10)
     try:
         data, fds, _, _ = socket.recv_fds(conn, 1 << 20, MAX_FDS)
@@ -162,7 +175,7 @@ def _serve_one(conn: socket.socket, listener: socket.socket, kernels: dict[int, 
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-        _become_kernel(request, fds, conn, listener)  # never returns
+        become(request, fds, conn, listener)  # never returns
     for fd in fds:
         os.close(fd)
     kernels[pid] = int(request["requester"])
@@ -259,6 +272,43 @@ def _become_kernel(request: dict, fds: list[int], conn: socket.socket, listener:
         os._exit(code)  # never back into the server's stack
 
 
+def _become_run(request: dict, fds: list[int], conn: socket.socket, listener: socket.socket) -> None:
+    """In the forked child: run one job (``lab2land.isolate``), holding ``fds`` (the requester's
+    end-of-run pipe) open until it exits."""
+    code = 1
+    try:
+        server = os.getppid()
+        _die_with_parent()
+        if os.getppid() != server:
+            os._exit(1)
+        conn.close()
+        listener.close()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for target in (0, 1, 2):  # never the server's stdout; the run opens its own log
+            os.dup2(devnull, target)
+        os.close(devnull)
+        for fd in fds:
+            os.set_inheritable(fd, False)  # the run's kernels must not hold it: only this process
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        from lab2land.isolate import child_from_request
+
+        child_from_request(request)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # noqa: BLE001 - the traceback goes to the run's log, if it has one by now
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        import atexit
+
+        atexit._run_exitfuncs()
+        os._exit(code)
+
+
 def _launcher_path(module: str) -> str:
     """``sys.argv[0]`` of ``python -m module``: the path of the module's file."""
     import importlib.util
@@ -277,14 +327,14 @@ def _reseed() -> None:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m lab2land.warm SOCKET PRELOAD_JSON``, run from an empty folder.
+    """``python -m lab2land.warm SOCKET PRELOAD_JSON [ROLE]``, run from an empty folder.
 
     Not ``-P``: the flag would be inherited by the kernels, and IPython then leaves the
     notebook's folder off ``sys.path``. The folder ``-m`` put first is dropped instead.
     """
     if sys.path and os.path.realpath(sys.path[0]) == os.path.realpath(os.getcwd()):
         del sys.path[0]
-    serve(argv[0], json.loads(argv[1]))
+    serve(argv[0], json.loads(argv[1]), *argv[2:3])
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ from conftest import code_notebook, demo_project, process_gone, run_cli, save_no
 from lab2land import forked
 from lab2land.build import build
 from lab2land.config import load_config
-from lab2land.execute import RunJob, run_isolated
+from lab2land.execute import RunJob
+from lab2land.isolate import run_isolated
 
 MPL = os.environ.get("LAB2LAND_TEST_MATPLOTLIB")
 PRELOAD = ["json", "pandas", "plotly.express", "plotly.io"] + (["matplotlib", "matplotlib.pyplot"] if MPL else [])
