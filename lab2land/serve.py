@@ -10,6 +10,9 @@ Standalone Voila is chosen because its kernel manager only lets widget (comm) an
 kernel-info/shutdown messages through a kernel websocket: a viewer's ``execute_request`` is
 dropped. Voila as a server extension does not filter, and would also bring Jupyter's
 contents and terminals APIs along. Sources are stripped and tracebacks are not sent.
+
+Dashboard kernels are forked from warm fork servers (``lab2land.serve_warm``) where a build's
+would be, and start cold elsewhere; the servers are separate processes that die with this one.
 """
 
 from __future__ import annotations
@@ -29,10 +32,12 @@ from voila.app import Voila
 from voila.paths import collect_static_paths, collect_template_paths
 
 from lab2land import dashboards as dash
+from lab2land import serve_warm
 from lab2land.config import Config
 from lab2land.dashboard_paint import PaintAssetsHandler
 from lab2land.dashboard_refresh import Refresher
 from lab2land.errors import ServeError
+from lab2land.forked import stop_servers
 from lab2land.serve_handlers import (
     DashboardHandler,
     DashboardKernelManager,
@@ -145,6 +150,7 @@ class DashboardServer(Voila):
         try:
             super().stop()
         finally:
+            stop_servers()  # the fork servers, and any kernel of theirs still there
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             _reap(children)
 
@@ -167,7 +173,8 @@ def default_max_kernels() -> int:
 
 
 def _voila_config(dashboards: dict[str, dash.Dashboard], runtime_dir: Path, host: str, port: int,
-                  token: str | None, max_kernels: int = 0) -> TraitletsConfig:
+                  token: str | None, max_kernels: int = 0,
+                  preloads: dict[str, list[str]] | None = None) -> TraitletsConfig:
     c = TraitletsConfig()
     c.Voila.root_dir = str(runtime_dir)
     c.Voila.ip = host
@@ -205,6 +212,9 @@ def _voila_config(dashboards: dict[str, dash.Dashboard], runtime_dir: Path, host
     }
     c.DashboardKernelManager.kernel_dirs = {name: str(d.cwd) for name, d in dashboards.items()}
     c.DashboardKernelManager.max_kernels = max_kernels
+    # Kernels forked from warm fork servers where they apply (lab2land.serve_warm), cold elsewhere.
+    c.DashboardKernelManager.kernel_manager_class = "lab2land.serve_warm.ForkingKernelManager"
+    c.DashboardKernelManager.kernel_preload = preloads or {}
     c.MappingKernelManager.cull_idle_timeout = CULL_IDLE_SECONDS
     c.MappingKernelManager.cull_interval = CULL_INTERVAL_SECONDS
     c.MappingKernelManager.cull_connected = False  # a viewer's open tab keeps its kernel
@@ -239,9 +249,12 @@ def serve(config: Config, *, host: str = "127.0.0.1", port: int = 8866, token: s
         if pooled >= max_kernels:
             log.warning("[serve] max_kernels = %d but the dashboards' pools take %d: viewers may find it busy",
                         max_kernels, pooled)
-        app = DashboardServer(config=_voila_config(dashboards, runtime_dir, host, port, token, max_kernels),
+        preloads = serve_warm.plan(config, dashboards)
+        serve_warm.start_servers(dashboards, preloads)
+        app = DashboardServer(config=_voila_config(dashboards, runtime_dir, host, port, token, max_kernels, preloads),
                               dashboards=dashboards, runtime_dir=runtime_dir, project=config)
         app.initialize([])
         app.start()
     finally:
+        stop_servers()
         shutil.rmtree(runtime_dir, ignore_errors=True)

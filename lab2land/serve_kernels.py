@@ -9,6 +9,8 @@
   the browser reconnected): a closed tab frees its kernel in seconds, not at the next cull.
 * At most ``max_kernels`` live kernels: a viewer's start beyond it raises :class:`AtCapacity`
   (the handler answers "busy"), a pool refill waits for room.
+* A report in ``kernel_preload`` gets kernels forked from a warm fork server that preloaded
+  those modules (:mod:`lab2land.serve_warm`); the others start cold.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ POOL_WAIT_S = 0.5  # how often a pool refill held back by max_kernels looks for 
 
 # The kernels started for the page being served in the current task (see page_kernels()).
 _PAGE = contextvars.ContextVar("lab2land_page_kernels", default=None)
+# What the fork server of the kernel being started in the current task preloads (None: cold).
+# Set by start_kernel, which knows the report, for pre_start_kernel, which makes its manager.
+_PRELOAD = contextvars.ContextVar("lab2land_kernel_preload", default=None)
 
 
 class AtCapacity(Exception):
@@ -56,6 +61,7 @@ class DashboardKernelManager(AsyncMappingKernelManager):
 
     kernel_dirs = Dict(config=True, help="Folder to run kernels in, by report name.")
     max_kernels = Integer(0, config=True, help="Live kernels at most (0: no limit).")
+    kernel_preload = Dict(config=True, help="Modules a report's fork server preloads, by report (absent: cold).")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -94,13 +100,21 @@ class DashboardKernelManager(AsyncMappingKernelManager):
             elif self.live_kernels() >= self.max_kernels:
                 raise AtCapacity(f"{self.live_kernels()} of at most {self.max_kernels} kernels are live")
         self._starting += 1
+        preload = _PRELOAD.set(self.kernel_preload.get(_report(kwargs.get("path"))))
         try:
             kernel_id = await super().start_kernel(**kwargs)
         finally:
+            _PRELOAD.reset(preload)
             self._starting -= 1
         if not preheat:  # pool refills run in tasks copied from a page's context: not that page's
             _note_page_kernel(kernel_id)
         return kernel_id
+
+    def pre_start_kernel(self, kernel_name, kwargs):
+        km, kernel_name, kernel_id = super().pre_start_kernel(kernel_name, kwargs)
+        if hasattr(km, "fork_preload"):  # lab2land.serve_warm.ForkingKernelManager
+            km.fork_preload = _PRELOAD.get()
+        return km, kernel_name, kernel_id
 
     def page_started(self, kernel_id: str) -> None:
         self.loading[kernel_id] = self.loading.get(kernel_id, 0) + 1
@@ -161,10 +175,15 @@ class DashboardKernelManager(AsyncMappingKernelManager):
         await super().cull_kernels()
 
     def cwd_for_path(self, path, **kwargs):
-        report = str(path).replace(os.sep, "/").strip("/").split("/", 1)[0]
+        report = _report(path)
         if report in self.kernel_dirs:
             return self.kernel_dirs[report]
         return super().cwd_for_path(path, **kwargs)
+
+
+def _report(path) -> str:
+    """The report a kernel's Voila path (``<report>`` or ``<report>/<notebook>``) belongs to."""
+    return str(path or "").replace(os.sep, "/").strip("/").split("/", 1)[0]
 
 
 def _note_page_kernel(kernel_id: str) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -18,6 +20,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from conftest import ROOT, free_port, kernelspec, start_cli
 
 SITE = {"title": "Serve test"}
+STATE_BLOCK = re.compile(r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', re.S)
 
 
 def view(col, row, width, height, hidden=False) -> dict:
@@ -89,12 +92,20 @@ class Server:
         raise RuntimeError(f"serve did not come up:\n{self.log_path.read_text()}")
 
     def kernels(self) -> list[psutil.Process]:
-        """The kernel processes the server started."""
+        """The kernel processes the server started: cold ones and those its fork servers forked."""
         try:
             children = psutil.Process(self.proc.pid).children(recursive=True)
         except psutil.NoSuchProcess:
             return []
         return [p for p in children if _is_kernel(p)]
+
+    def fork_servers(self) -> list[psutil.Process]:
+        """The warm fork servers (``python -m lab2land.warm``) the server started."""
+        try:
+            children = psutil.Process(self.proc.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+        return [p for p in children if _is_fork_server(p)]
 
     def wait_kernels(self, count: int, timeout: float = 60) -> int:
         deadline = time.monotonic() + timeout
@@ -117,8 +128,17 @@ class Server:
 
 
 def _is_kernel(proc: psutil.Process) -> bool:
+    """A cold kernel (``python -m ipykernel_launcher``) or a forked one: a fork server's child,
+    which shows its server's command line (a fork does not exec)."""
     try:
-        return "ipykernel_launcher" in " ".join(proc.cmdline())
+        return "ipykernel_launcher" in " ".join(proc.cmdline()) or _is_fork_server(proc.parent())
+    except psutil.Error:
+        return False
+
+
+def _is_fork_server(proc: psutil.Process | None) -> bool:
+    try:
+        return proc is not None and proc.cmdline()[1:3] == ["-m", "lab2land.warm"]
     except psutil.Error:
         return False
 
@@ -128,3 +148,22 @@ def config_data(html_text: str) -> dict:
     start = html_text.index('id="jupyter-config-data"')
     body = html_text[html_text.index(">", start) + 1:html_text.index("</script>", start)]
     return json.loads(body)
+
+
+def kernel_message(msg_type: str, content: dict, session: str) -> str:
+    """A shell-channel message as a browser sends it over the kernel websocket."""
+    header = {"msg_id": uuid.uuid4().hex, "msg_type": msg_type, "session": session, "username": "test",
+              "version": "5.3", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return json.dumps({"header": header, "parent_header": {}, "metadata": {}, "content": content,
+                       "channel": "shell", "buffers": []})
+
+
+def widget_state(html_text: str) -> dict[str, dict]:
+    """model id -> model (``model_name``, ``state``), from the widget state a dashboard page
+    was painted from."""
+    return json.loads(STATE_BLOCK.search(html_text).group(1))["state"]
+
+
+def widget_models(html_text: str) -> dict[str, str]:
+    """model name -> model id, from the widget state a dashboard page was painted from."""
+    return {m["model_name"]: model_id for model_id, m in widget_state(html_text).items()}

@@ -68,6 +68,9 @@ def fast_cull(project):
 def server(project):
     """A server whose culler waits 10 minutes: what frees kernels here is not the culler."""
     srv = Server(project, env={"LAB2LAND_CULL_IDLE_SECONDS": "600"})
+    # slowpool's preheated kernel: up before any test counts kernels (a forked pool kernel
+    # waits for its fork server to be warm, so it may come after the server answers).
+    assert srv.wait_kernels(1) == 1
     yield srv
     srv.stop()
 

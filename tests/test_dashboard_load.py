@@ -7,7 +7,6 @@ The round-trip times are printed (speed is measured in bench/bench_dashboards.py
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import threading
 import time
@@ -20,26 +19,12 @@ import requests
 import websocket
 
 from conftest import write_project
-from serve_util import SITE, Server, config_data, widgets_notebook
+from serve_util import SITE, Server, config_data, kernel_message, widget_models, widgets_notebook
 
 VIEWERS = 20
 PAGES = 4  # Chromium pages; the other viewers are websocket clients
 POOL = 2
 CHANGES = 5  # widget changes per websocket viewer
-STATE_BLOCK = re.compile(r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', re.S)
-
-
-def _message(msg_type: str, content: dict, session: str) -> str:
-    header = {"msg_id": uuid.uuid4().hex, "msg_type": msg_type, "session": session, "username": "load",
-              "version": "5.3", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    return json.dumps({"header": header, "parent_header": {}, "metadata": {}, "content": content,
-                       "channel": "shell", "buffers": []})
-
-
-def _models(page: str) -> dict[str, str]:
-    """model name -> model id, from the widget state the page was painted from."""
-    state = json.loads(STATE_BLOCK.search(page).group(1))["state"]
-    return {m["model_name"]: model_id for model_id, m in state.items()}
 
 
 def _socket_viewer(url: str, port: int, gate: threading.Barrier) -> list[float]:
@@ -47,7 +32,7 @@ def _socket_viewer(url: str, port: int, gate: threading.Barrier) -> list[float]:
     updates; stay until every viewer is in (``gate``); return the round-trip times (ms)."""
     response = requests.get(url, timeout=300)
     assert response.status_code == 200 and "This dashboard failed" not in response.text, response.status_code
-    models = _models(response.text)
+    models = widget_models(response.text)
     slider, label = models["IntSliderModel"], models["LabelModel"]
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{port}/api/kernels/{config_data(response.text)['kernelId']}/channels", timeout=60)
@@ -56,7 +41,7 @@ def _socket_viewer(url: str, port: int, gate: threading.Barrier) -> list[float]:
         for i in range(CHANGES):
             value = 4 + i
             start = time.perf_counter()
-            ws.send(_message("comm_msg", {"comm_id": slider, "data": {
+            ws.send(kernel_message("comm_msg", {"comm_id": slider, "data": {
                 "method": "update", "state": {"value": value}, "buffer_paths": []}}, session))
             while True:
                 msg = json.loads(ws.recv())
