@@ -58,18 +58,24 @@ def test_missing_site_explains_how_to_build_it(server):
     assert '/dashboards/a/' in response.text
 
 
-def test_kernels_return_to_pool_size_after_viewers_leave(server, browser):
-    server.wait_kernels(2)
-    context = browser.new_context()
-    for path in ("a/", "b/", "a/?n=1"):
-        page = context.new_page()
-        page.goto(f"{server.url}/dashboards/{path}")
-        page.wait_for_selector(".widget-slider", timeout=60_000)
-    assert server.wait_kernels(2 + 3) == 2 + 3  # the viewers' kernels on top of the refilled pools
-    time.sleep(12)  # longer than the idle timeout: open tabs keep their kernels (connected)
-    assert len(server.kernels()) == 2 + 3
-    context.close()
-    assert server.wait_kernels(2, timeout=60) == 2
+def test_kernels_return_to_pool_size_after_viewers_leave(project, browser):
+    # A server of its own: the module's keeps the kernels of earlier tests' pages that never
+    # connected for PAGE_GRACE_S (120 s), which would be counted here.
+    server = Server(project)
+    try:
+        assert server.wait_kernels(2) == 2
+        context = browser.new_context()
+        for path in ("a/", "b/", "a/?n=1"):
+            page = context.new_page()
+            page.goto(f"{server.url}/dashboards/{path}")
+            page.wait_for_selector(".widget-slider", timeout=60_000)
+        assert server.wait_kernels(2 + 3) == 2 + 3  # the viewers' kernels on top of the refilled pools
+        time.sleep(12)  # longer than the idle timeout: open tabs keep their kernels (connected)
+        assert len(server.kernels()) == 2 + 3
+        context.close()
+        assert server.wait_kernels(2, timeout=60) == 2
+    finally:
+        server.stop()
 
 
 def test_a_page_that_has_not_connected_yet_keeps_its_kernel(server):
