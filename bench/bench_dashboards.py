@@ -29,7 +29,10 @@ from _common import BIN, ROOT, demo_project, machine  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        # No network here: a non-local request (plain Voila links a CDN) fails at once. Not a
+        # playwright route, which would turn the browser's HTTP cache off (no warm visit).
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 VISIBLE = ".js-plotly-plot .main-svg"
 # A widget on screen: painted from the kernel's state (ours, before it is live) or live.
 WIDGET = ".l2l-prepaint, .widget-text input[type=number], .widget-slider"
@@ -141,8 +144,6 @@ def _time_to_visible(browser, url: str, server) -> list[tuple[float, float]]:
     browser context (cached assets). Before each, the server's kernels are quiet again: a
     preheated pool has refilled, so every visit measures a preheated kernel."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    # No network here: fail non-local requests at once (plain Voila links a CDN) for both.
-    context.route("**/*", lambda r: r.continue_() if "127.0.0.1" in r.request.url else r.abort())
     times = []
     for _ in range(2):
         time.sleep(1.0)  # let the pool start its replacement kernel before looking

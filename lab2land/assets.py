@@ -58,6 +58,8 @@ def _asset_files() -> list[tuple[str, bytes]]:
                          "install lab2land from a wheel, or in a source checkout run `pip install -e .` "
                          "(or `python -m lab2land.vendor fetch`), which fetches them with npm")
     for key, pkg in vendor.PACKAGES.items():
+        if pkg["assets"] is None:
+            continue  # used by serve only
         source = vendor.VENDOR_DIR / key
         files += [(f"{pkg['assets']}/{p.relative_to(source).as_posix()}", p.read_bytes())
                   for p in sorted(source.rglob("*")) if p.is_file() and p.name != vendor.PINNED]

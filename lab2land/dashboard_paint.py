@@ -29,6 +29,7 @@ import plotly
 from markupsafe import Markup
 from nbconvert.filters import ansi2html
 from nbformat.v4 import new_code_cell
+from plotly.offline import get_plotlyjs_version
 from tornado import web
 
 from lab2land import sanitize, vendor
@@ -138,6 +139,7 @@ def page_paint(nb) -> dict:
     ``plotly`` (a figure was painted), ``widgets`` (a widget view was) and ``plotly_extension``
     (Voila's front end must load jupyterlab-plotly)."""
     needs = {"state": None, "plotly": False, "widgets": False, "plotly_extension": False, "version": ASSET_VERSION}
+    traces: set = set()
     for cell in nb.cells:
         meta = (cell.get("metadata") or {}).get("lab2land") or {}
         for output in cell.get("outputs") or []:
@@ -148,6 +150,9 @@ def page_paint(nb) -> dict:
                 kind = output_kind(output)
                 needs["plotly"] |= kind == "plotly"
                 needs["widgets"] |= kind == "widget"
+                if kind == "plotly":
+                    traces |= trace_types(data[PLOTLY_MIME])
+    needs["plotly_js"] = plotly_bundle(traces)
     models = (needs["state"] or {}).get("state") or {}
     needs["plotly_extension"] = any(m.get("model_name") == "OutputModel" or "anywidget" in str(m.get("model_module"))
                                     for m in models.values() if isinstance(m, dict))
@@ -157,6 +162,27 @@ def page_paint(nb) -> dict:
                                      for m in models.values() if isinstance(m, dict)):
         needs["widgets"] = False
     return needs
+
+
+def trace_types(figure: dict) -> set:
+    """The trace types a figure draws (plotly's default is ``scatter``); ``{None}`` for a trace
+    that is not a trace object, which no partial bundle is known to draw."""
+    data = figure.get("data")
+    if not isinstance(data, list):
+        return set() if data is None else {None}
+    return {(t.get("type") or "scatter") if isinstance(t, dict) else None for t in data}
+
+
+def plotly_bundle(traces: set) -> str:
+    """The file under ``/lab2land/static/`` that draws every trace type in ``traces``: the
+    smallest of plotly.js's partial bundles that has them all, when it is the release of the
+    plotly.js plotly.py ships (the figures' JSON is written for that one), else the full one."""
+    for key in PARTIAL_BUNDLES:
+        pkg = vendor.PACKAGES[key]
+        if (pkg["version"] == PLOTLY_JS_VERSION and traces <= set(pkg["traces"])
+                and f"{key}.min.js" in ASSET_PATHS):
+            return f"{key}.min.js"
+    return "plotly.min.js"
 
 
 def _clean_state(state: dict) -> dict:
@@ -175,10 +201,18 @@ def extensions(federated: list, needs: dict) -> list:
     return [e for e in federated if not (isinstance(e, dict) and e.get("name") == PLOTLY_EXTENSION)]
 
 
+# plotly.js's partial bundles (lab2land.vendor), smallest first.
+PARTIAL_BUNDLES = ("plotly-basic", "plotly-cartesian")
+PLOTLY_JS_VERSION = get_plotlyjs_version()
+
+
 # The files the first paint uses, at /lab2land/static/<name>: nothing else is reachable.
 def _asset_paths() -> dict[str, Path]:
     files = {"plotly.min.js": Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
              "lab2land.js": TEMPLATES_DIR / "site" / "static" / "lab2land.js"}
+    for key in PARTIAL_BUNDLES:
+        if vendor.present(key):
+            files[f"{key}.min.js"] = vendor.VENDOR_DIR / key / f"{key}.min.js"
     widgets = vendor.VENDOR_DIR / "html-manager"
     if widgets.is_dir():
         files.update({f"widgets/{p.name}": p for p in widgets.iterdir() if p.is_file() and not p.name.startswith(".")})
@@ -189,7 +223,8 @@ ASSET_PATHS = _asset_paths()
 # The ``?v=`` of the template's asset URLs: a new plotly, html-manager or lab2land.js is a new URL.
 ASSET_VERSION = hashlib.sha256(b"".join(
     ASSET_PATHS[n].read_bytes() for n in ("lab2land.js",) if n in ASSET_PATHS)
-    + f"{plotly.__version__}-{vendor.PACKAGES['html-manager']['version']}".encode()).hexdigest()[:12]
+    + f"{plotly.__version__}-{vendor.PACKAGES['html-manager']['version']}".encode()
+    + "".join(vendor.PACKAGES[k]["version"] for k in PARTIAL_BUNDLES).encode()).hexdigest()[:12]
 
 
 class PaintAssetsHandler(web.StaticFileHandler):

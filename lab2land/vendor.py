@@ -31,7 +31,7 @@ VENDOR_DIR = Path(__file__).resolve().parent / "static" / "vendor"
 PINNED = ".pinned.json"
 
 # `files` maps tarball paths (prefixes, or globs) to paths under vendor/<key>/; `assets` is
-# where the site's assets/ folder gets vendor/<key>/.
+# where the site's assets/ folder gets vendor/<key>/ (None: only ``serve`` uses the package).
 PACKAGES = {
     # The non-AMD widget manager: dist/embed.js renders every widget-view data block from
     # the widget-state block on window load, with no require.js. Its CSS loads the Font
@@ -74,6 +74,27 @@ PACKAGES = {
         "integrity": "sha512-dqT2XBYUOZOiC5t2HRnwADjhNS2cecp9u+TJRiJ1Qp/f5qjkeT5APcGPjHw+bz89Ms8Jp+cG4AlE+QZ/QnDglg==",
         "files": {"package/dist/umd/index.js": "minisearch.js", "package/LICENSE.txt": "LICENSE.txt"},
         "assets": "minisearch",
+    },
+    # plotly.js's official partial bundles, for dashboards whose figures use only their trace
+    # types (lab2land.dashboard_paint picks the smallest that fits, else plotly.py's full
+    # plotly.min.js): evaluating the full 4.8 MB bundle is ~1.2-1.7 s of a first paint here.
+    # Same release as the plotly.min.js plotly.py ships; `traces` is each bundle's README list.
+    "plotly-basic": {
+        "name": "plotly.js-basic-dist-min",
+        "version": "4.1.1",
+        "integrity": "sha512-1oNF8PeQx2hv/y7tqEVWKD3JGwn/MGEMQ8mL9HUwsaqG9FGy/OU5FHUHvzqbqxN4mnwZGI9abTiE775C4kkjMQ==",
+        "files": {"package/plotly-basic.min.js": "plotly-basic.min.js", "package/LICENSE": "LICENSE"},
+        "assets": None,
+        "traces": ("bar", "pie", "scatter"),
+    },
+    "plotly-cartesian": {
+        "name": "plotly.js-cartesian-dist-min",
+        "version": "4.1.1",
+        "integrity": "sha512-o8GrFeusncwBIxbBynRJpY4pkgVB6caM+JLpwrLYbbsO7dZ8FJ+SVN2Fr+L7kiG/Z6w4P5O0Jus/Qr5EefHVeg==",
+        "files": {"package/plotly-cartesian.min.js": "plotly-cartesian.min.js", "package/LICENSE": "LICENSE"},
+        "assets": None,
+        "traces": ("bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour", "image",
+                   "pie", "scatter", "scatterternary", "violin"),
     },
 }
 

@@ -130,7 +130,8 @@ def test_only_the_front_end_extensions_the_outputs_need(server):
 
 def test_paint_assets_served_and_nothing_else(server):
     page = requests.get(server.url + "/dashboards/widgets/", timeout=120).text
-    src = re.search(r'src="(/lab2land/static/plotly\.min\.js\?v=[0-9a-f]+)"', page).group(1)
+    # A bar chart: plotly.js's basic partial bundle draws it (lab2land.dashboard_paint.plotly_bundle).
+    src = re.search(r'href="(/lab2land/static/plotly-basic\.min\.js\?v=[0-9a-f]+)"', page).group(1)
     first = requests.get(server.url + src, timeout=30)
     assert first.status_code == 200 and "immutable" in first.headers["Cache-Control"]
     assert first.content.startswith(b"/**") or b"plotly" in first.content[:2000].lower()
@@ -180,3 +181,28 @@ def test_page_paint_draws_only_what_embed_js_can():
     leaflet = {"a": {"model_name": "LeafletMapModel", "model_module": "jupyter-leaflet", "state": {}}}
     assert not page_paint(_executed(leaflet))["widgets"]  # would need a CDN: Voila draws it
     assert not page_paint(_executed(html, view_output=False))["widgets"]
+
+
+@pytest.mark.parametrize("key", ["plotly-basic", "plotly-cartesian"])
+def test_each_partial_bundle_draws_the_trace_types_lab2land_picks_it_for(page, tmp_path, key):
+    """The trace lists in lab2land.vendor are what each pinned bundle registers (Plotly.PlotSchema,
+    in Chromium): a figure is never sent to a bundle that cannot draw it."""
+    from lab2land import vendor
+    from lab2land.dashboard_paint import ASSET_PATHS
+
+    html = tmp_path / "bundle.html"
+    html.write_text(f'<script src="{ASSET_PATHS[f"{key}.min.js"].as_uri()}"></script>', encoding="utf-8")
+    page.goto(html.as_uri())
+    registered = set(page.evaluate("Object.keys(Plotly.PlotSchema.get().traces)"))
+    assert set(vendor.PACKAGES[key]["traces"]) <= registered, registered
+
+
+def test_the_smallest_bundle_that_draws_every_trace_is_picked():
+    from lab2land.dashboard_paint import plotly_bundle, trace_types
+
+    assert trace_types({"data": [{"x": [1]}, {"type": "bar"}]}) == {"scatter", "bar"}  # scatter: plotly's default
+    assert plotly_bundle({"scatter", "bar"}) == "plotly-basic.min.js"
+    assert plotly_bundle({"scatter", "heatmap"}) == "plotly-cartesian.min.js"
+    assert plotly_bundle({"scatter", "scattergeo"}) == "plotly.min.js"  # a map: only the full bundle
+    assert plotly_bundle(trace_types({"data": ["not a trace"]})) == "plotly.min.js"
+    assert plotly_bundle(set()) == "plotly-basic.min.js"

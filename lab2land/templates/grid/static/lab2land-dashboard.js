@@ -32,8 +32,10 @@
     start(data.main);
   }
 
-  // Voila's front end starts after the page painted (window load, when embed.js draws the
-  // widgets' initial state): its ~60 chunks would otherwise hold the load event back.
+  // The page paints in this order: tables and text as they stream in; the widgets' initial
+  // state (embed.js, on the window's load event); the figures (plotly.js, run from here, so
+  // that evaluating it holds back neither the load event nor the widgets); then Voila's front
+  // end starts (its ~60 chunks would otherwise hold all of that back) and the widgets go live.
   function start(main) {
     watchLiveViews();
     function load() {
@@ -56,7 +58,7 @@
       (function wait() {
         if (prepaintsDrawn() || Date.now() - since > PAINT_WAIT_MS) {
           freezePrepaints();
-          load();
+          drawFigures(load);
         } else {
           requestAnimationFrame(wait);
         }
@@ -64,6 +66,27 @@
     }
     if (document.readyState === "complete") afterLoad();
     else window.addEventListener("load", function () { setTimeout(afterLoad, 0); });
+  }
+
+  // Runs the scripts the page preloaded for its figures (plotly.js, then lab2land.js, which
+  // draws them), one after the other; then, once a frame showing them has been drawn, `then`.
+  function drawFigures(then) {
+    var links = Array.prototype.slice.call(document.querySelectorAll("link.l2l-draw-js"));
+    (function next() {
+      var link = links.shift();
+      if (!link) {
+        if (document.querySelector("script.l2l-plotly-data")) {
+          requestAnimationFrame(function () { setTimeout(then, 0); });
+        } else {
+          then();
+        }
+        return;
+      }
+      var script = document.createElement("script");
+      script.src = link.href;
+      script.onload = script.onerror = next;  // a missing plotly.js: lab2land.js says so in place
+      document.body.appendChild(script);
+    })();
   }
 
   var PAINT_WAIT_MS = 3000;
