@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, demo_project, keep_or_remove, machine  # noqa: E402
+from bench_dashboards import _free_port, _light_notebook  # noqa: E402
 
 MB = 1024 * 1024
 CHROMIUM = "/usr/bin/chromium"
@@ -50,24 +50,6 @@ title = "Light"
 dashboard = true
 pool_size = 1
 """
-
-
-def _light_notebook(path: Path) -> None:
-    import nbformat
-    from nbformat.v4 import new_code_cell, new_notebook
-
-    nb = new_notebook(cells=[
-        new_code_cell("n = 3", metadata={"tags": ["parameters"]}),
-        new_code_cell("import ipywidgets as w\nw.IntSlider(value=n)"),
-        new_code_cell("import plotly.graph_objects as go\ngo.Figure(go.Bar(y=[1, n, 2]))")])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _kind(proc: psutil.Process, root: psutil.Process) -> str:

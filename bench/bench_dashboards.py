@@ -84,10 +84,15 @@ def _start(cmd: list[str], url: str, log: Path) -> subprocess.Popen:
 
 
 def _kernels(proc) -> list[psutil.Process]:
+    """The server's kernels: cold ones (``ipykernel_launcher``) and those its fork servers forked
+    (a fork shows its server's command line: ``-m lab2land.warm``, under another such process)."""
+    def warm(p: psutil.Process) -> bool:
+        return p.cmdline()[1:3] == ["-m", "lab2land.warm"]
+
     kernels = []
     for p in psutil.Process(proc.pid).children(recursive=True):
         try:
-            if "ipykernel" in " ".join(p.cmdline()):
+            if "ipykernel_launcher" in " ".join(p.cmdline()) or (warm(p) and warm(p.parent())):
                 kernels.append(p)
         except psutil.Error:
             pass  # exiting (zombie) or gone: a culled kernel is no longer counted

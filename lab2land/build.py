@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import provenance
 from .assets import install_assets
 from .cache import STATE, State, cache_key, environment_fingerprint, is_due
 from .config import Config
@@ -134,6 +135,7 @@ def build(config: Config, *, reports: list[str] | None = None, overrides: dict[s
     executor = get_executor(config.site.executor, jobs=jobs or config.site.jobs, scheduler=config.site.scheduler,
                             warm=WarmSettings(config.site.warm_kernels, config.site.preload))
     executor.warm_up(sorted({(run.kernel, run.notebook) for run in runs}))  # while data loads
+    provenance.prefetch()  # what the first publish needs, while the first runs execute
     store = Store(config.output_dir)
     summary = BuildSummary(site_dir=config.output_dir)
     with store.lock(wait_s):

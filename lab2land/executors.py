@@ -20,7 +20,7 @@ from typing import Protocol
 from .config import ConfigError
 from .execute import RunJob, RunResult
 from .forked import WarmSettings, kernel_problem, platform_problem, preload_for, server_for, stop_servers
-from .isolate import kill_tree, run_isolated
+from .isolate import forkserver_context, kill_tree, run_isolated
 
 OnStart = Callable[[RunJob], None]
 
@@ -106,7 +106,10 @@ class LocalExecutor:
 
     def warm_up(self, notebooks: list[tuple[str, Path]]) -> None:
         """Start the fork servers the runs will want, in the background, so that their imports
-        overlap the build's planning and data loading (the first run waits for them)."""
+        overlap the build's planning and data loading (the first run waits for them): the run
+        processes' forkserver (papermill imported) and a kernel fork server per kernel and preload."""
+        if notebooks:
+            threading.Thread(target=forkserver_context, daemon=True, name="lab2land-warm-up").start()
         for kernel, preload in _servers_for(notebooks, self.warm):
             threading.Thread(target=server_for, args=(kernel, list(preload)), daemon=True,
                              name="lab2land-warm-up").start()

@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,20 +224,29 @@ def server_for(kernel: str, preload: list[str]) -> tuple[str | None, str | None]
     problem = platform_problem() or kernel_problem(kernel)
     if problem:
         return None, problem
-    key = (kernel, sys.executable, tuple(preload))
+    def start() -> tuple[Server, str | None]:
+        server = Server(preload)
+        failure = server.start()
+        if failure and failure.startswith("RuntimeError: importing "):  # a module started a thread
+            bad = failure.split("'")[1]
+            server = Server([p for p in preload if p != bad and not p.startswith(bad + ".")])
+            failure = server.start()
+        return server, failure
+
+    return _running((kernel, sys.executable, tuple(preload)), start, "the fork server")
+
+
+def _running(key: tuple, start: Callable[[], tuple[Server, str | None]], what: str) -> tuple[str | None, str | None]:
+    """The socket of the server cached under ``key``, started by ``start`` (which returns it and
+    why it failed, or None) if there is none or it died; or None and why not."""
     with _SERVERS_LOCK:
         server = _SERVERS.get(key)
         if isinstance(server, Server) and not server.alive:
             server.stop()
             server = None
         if server is None:
-            server = Server(preload)
-            failure = server.start()
-            if failure and failure.startswith("RuntimeError: importing "):  # a module started a thread
-                bad = failure.split("'")[1]
-                server = Server([p for p in preload if p != bad and not p.startswith(bad + ".")])
-                failure = server.start()
-            _SERVERS[key] = f"the fork server did not start: {failure}" if failure else server
+            server, failure = start()
+            _SERVERS[key] = f"{what} did not start: {failure}" if failure else server
             server = _SERVERS[key]
     return (server.path, None) if isinstance(server, Server) else (None, server)
 
@@ -252,18 +262,11 @@ def run_server() -> tuple[str | None, str | None]:
     problem = platform_problem()
     if problem:
         return None, problem
-    key = ("runs", sys.executable)
-    with _SERVERS_LOCK:
-        server = _SERVERS.get(key)
-        if isinstance(server, Server) and not server.alive:
-            server.stop()
-            server = None
-        if server is None:
-            server = Server(RUN_PRELOAD, role="runs")
-            failure = server.start()
-            _SERVERS[key] = f"the run fork server did not start: {failure}" if failure else server
-            server = _SERVERS[key]
-    return (server.path, None) if isinstance(server, Server) else (None, server)
+    def start() -> tuple[Server, str | None]:
+        server = Server(RUN_PRELOAD, role="runs")
+        return server, server.start()
+
+    return _running(("runs", sys.executable), start, "the run fork server")
 
 
 def stop_servers() -> None:

@@ -105,7 +105,7 @@ _FORKSERVER = None
 _FORKSERVER_LOCK = threading.Lock()
 
 
-def _context():
+def forkserver_context():
     # A forkserver forks each run from a clean single-threaded process that has papermill
     # imported already: ~1 s faster per run than spawning, and safe in our threaded parent.
     # Python starts it with `-c`, which puts the caller's current folder first on sys.path
@@ -179,11 +179,12 @@ def _start_child(job: RunJob, workdir: Path, mode: str):
     if mode == "subprocess":  # for hosts (e.g. daemonic Dask workers) that may not fork children
         job_path = workdir / "job.json"
         job_path.write_text(json.dumps(asdict(job)), encoding="utf-8")
-        # -P: not the worker's current folder first on sys.path (see _context)
+        # -P: not the worker's current folder first on sys.path (see forkserver_context)
         return subprocess.Popen([sys.executable, "-P", "-m", "lab2land.isolate", str(job_path), str(workdir),
                                  str(os.getpid())],
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proc = _context().Process(target=_child, args=(job, str(workdir), os.getpid()), name=f"lab2land-{job.version_id}")
+    proc = forkserver_context().Process(target=_child, args=(job, str(workdir), os.getpid()),
+                                        name=f"lab2land-{job.version_id}")
     proc.start()
     return proc
 
