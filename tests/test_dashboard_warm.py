@@ -237,3 +237,44 @@ def test_stopping_or_killing_serve_leaves_no_fork_server_or_kernel(tmp_path, sig
         assert not left, [" ".join(p.cmdline()) for p in left]
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["forked", "cold"])
+def test_a_kernel_that_died_on_a_taken_port_restarts_on_new_ports(warm):
+    """Found by the 20-viewer load test in CI: a port jupyter_client had picked for a viewer's
+    kernel was taken before the kernel bound it, and the restarter's five "restarting kernel,
+    new random ports" all reused the same cached ports (jupyter_client's port cache keeps them
+    across restarts), so the kernel never came up and the viewer's page never finished. Here
+    the kernel's stdin port is taken while it is down; a restart with new ports must come up."""
+    import asyncio
+    import socket
+
+    from lab2land.forked import stop_servers
+    from lab2land.serve_warm import ForkingKernelManager
+
+    async def scenario() -> tuple[int, int]:
+        km = ForkingKernelManager(kernel_name="python3")
+        km.fork_preload = ["json"] if warm else None
+        await km.start_kernel()
+        try:
+            taken = km.stdin_port
+            await km.shutdown_kernel(now=True, restart=True)  # down, its ports kept for a restart
+            with socket.socket() as squatter:
+                squatter.bind((km.ip, taken))
+                squatter.listen()
+                await km.restart_kernel(now=True, newports=True)
+                client = km.client()
+                client.start_channels()
+                try:
+                    await client.wait_for_ready(timeout=60)
+                finally:
+                    client.stop_channels()
+            return taken, km.stdin_port
+        finally:
+            await km.shutdown_kernel(now=True)
+
+    try:
+        taken, now = asyncio.run(scenario())
+    finally:
+        stop_servers()
+    assert now != taken
