@@ -96,8 +96,7 @@ class DashboardForkProvisioner(ForkProvisioner):
 
 class ForkingKernelManager(ServerKernelManager):
     """jupyter_server's kernel manager, whose kernel is forked when ``fork_preload`` is set
-    (by :class:`lab2land.serve_kernels.DashboardKernelManager`, from :func:`plan`); every
-    dashboard kernel, forked or cold, has one (for its restart on new ports too)."""
+    (by :class:`lab2land.serve_kernels.DashboardKernelManager`, from :func:`plan`)."""
 
     fork_preload: list[str] | None = None
 
@@ -109,26 +108,6 @@ class ForkingKernelManager(ServerKernelManager):
             provisioner.kernel, provisioner.preload = self.kernel_name, list(self.fork_preload)
             self.provisioner = provisioner
         return await super()._async_pre_start_kernel(**kw)
-
-    async def _async_restart_kernel(self, now: bool = False, newports: bool = False, **kw) -> None:
-        """As jupyter_client restarts, except that ``newports`` really draws new ports.
-
-        The restarter asks for new ports when a kernel died before it was ever alive (most
-        often: a port picked for it was taken before it could bind it). jupyter_client's port
-        cache hands the provisioner the same ports again on every restart, so such a kernel
-        fails five times on the same port and its viewer's page never finishes. The old ports
-        stay marked as used in the cache: whatever took one keeps it."""
-        if not (newports and getattr(self.provisioner, "ports_cached", False)):
-            return await super()._async_restart_kernel(now=now, newports=newports, **kw)
-        if self._launch_args is None:
-            raise RuntimeError("Cannot restart the kernel. No previous call to 'start_kernel'.")
-        await self._async_shutdown_kernel(now=now, restart=True)
-        self.provisioner.ports_cached = False  # pre_launch draws five new ports from the cache
-        self.cleanup_connection_file()  # and writes them: the old file would be kept otherwise
-        self._launch_args.update(kw)
-        await self._async_start_kernel(**self._launch_args)
-
-    restart_kernel = _async_restart_kernel  # AsyncKernelManager binds the base one by name
 
     @property
     def forked(self) -> bool:
