@@ -28,7 +28,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, demo_project, keep_or_remove, machine  # noqa: E402
-from bench_dashboards import _free_port, _light_notebook  # noqa: E402
+from bench_dashboards import _free_port, _kernels, _light_notebook  # noqa: E402
 
 MB = 1024 * 1024
 CHROMIUM = "/usr/bin/chromium"
@@ -81,17 +81,6 @@ def tree(root: psutil.Process) -> dict[str, dict[str, int]]:
             entry["pss"] += info.pss
             entry["n"] += 1
     return sums
-
-
-def _kernels(root: psutil.Process) -> list[psutil.Process]:
-    found = []
-    for proc in root.children(recursive=True):
-        try:
-            if _kind(proc, root) == "kernel":
-                found.append(proc)
-        except (psutil.Error, IndexError):
-            pass
-    return found
 
 
 def _wait_quiet(root: psutil.Process, count: int, timeout: float = 300, exact: bool = False) -> None:
