@@ -24,13 +24,11 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jupyter_client.provisioning.local_provisioner import LocalProvisioner
-
+from .kernel_ports import OwnPortsProvisioner, is_ipykernel_cmd, use_own_ports
 from .kernels import RunKernelManager
 
 START_TIMEOUT_S = 180  # imports on a busy 2-core machine
@@ -80,10 +78,6 @@ def kernel_problem(kernel: str) -> str | None:
     if any(name.startswith("PYTHON") for name in spec.env):
         return f"kernel {kernel!r} sets {', '.join(n for n in spec.env if n.startswith('PYTHON'))} for its interpreter"
     return None
-
-
-def is_ipykernel_cmd(argv: list[str]) -> bool:
-    return len(argv) >= 3 and argv[1] == "-m" and argv[2] in ("ipykernel_launcher", "ipykernel")
 
 
 def same_python(executable: str) -> bool:
@@ -343,13 +337,14 @@ class ForkedProcess:
         self.send_signal(signal.SIGTERM)
 
 
-class ForkProvisioner(LocalProvisioner):
-    """Launches the kernel by asking a fork server; falls back to ``Popen`` if it cannot."""
+class ForkProvisioner(OwnPortsProvisioner):
+    """Starts the kernel by asking a fork server; falls back to ``Popen`` if it cannot. Either
+    way the kernel binds its own ports on its first start (:mod:`lab2land.kernel_ports`)."""
 
     server_path: str = ""
     warm: bool = False
 
-    async def launch_kernel(self, cmd: list[str], **kwargs):
+    async def start_process(self, cmd: list[str], **kwargs) -> None:
         env = dict(kwargs.get("env") or os.environ)
         env["JPY_PARENT_PID"] = str(os.getpid())  # as jupyter_client's launcher sets it
         cwd = str(kwargs.get("cwd") or os.getcwd())
@@ -361,12 +356,12 @@ class ForkProvisioner(LocalProvisioner):
         except (OSError, ValueError) as exc:  # the server is gone: this run gets a cold kernel
             print(f"lab2land: no warm kernel ({type(exc).__name__}: {exc}); starting a cold one",
                   file=sys.stderr, flush=True)
-            return await super().launch_kernel(cmd, **kwargs)
+            await super().start_process(cmd, **kwargs)
+            return
         self.warm = True
         self.process = ForkedProcess(pid)
         self.pid = self.pgid = pid  # the child called setsid(): its pid is its group
         self.cwd = cwd
-        return self.connection_info
 
 
 class WarmKernelManager(RunKernelManager):
@@ -375,11 +370,7 @@ class WarmKernelManager(RunKernelManager):
     fork_server: str = ""
 
     async def _async_pre_start_kernel(self, **kw):
-        if self.provisioner is None:
-            # As the base class does, but with our provisioner instead of the configured one.
-            self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
-            self.provisioner = ForkProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
-            self.provisioner.server_path = self.fork_server
+        use_own_ports(self, kw, ForkProvisioner, server_path=self.fork_server)
         return await super()._async_pre_start_kernel(**kw)
 
 

@@ -23,6 +23,8 @@ from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Type, default
 
+from .kernel_ports import use_own_ports
+
 SLICE_S = 1.0
 WATCH_S = 0.5  # how often a run checks that the process that started it is still alive
 
@@ -48,11 +50,16 @@ class SlicedKernelClient(AsyncKernelClient):
 
 
 class RunKernelManager(AsyncKernelManager):
-    """The kernel manager of every run (passed to papermill as ``kernel_manager_class``)."""
+    """The kernel manager of every run (passed to papermill as ``kernel_manager_class``); its
+    kernel binds its own ports (:mod:`lab2land.kernel_ports`)."""
 
     @default("client_factory")
     def _sliced_client(self):
         return SlicedKernelClient
+
+    async def _async_pre_start_kernel(self, **kw):
+        use_own_ports(self, kw)
+        return await super()._async_pre_start_kernel(**kw)
 
 
 def _lives(process: psutil.Process | None) -> bool:

@@ -25,14 +25,13 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-import uuid
 
-from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
 
 from lab2land import dashboards as dash
 from lab2land.config import Config
 from lab2land.forked import ForkProvisioner, kernel_problem, platform_problem, preload_for, server_for
+from lab2land.kernel_ports import OwnPortsProvisioner, use_own_ports
 
 _COLD_NOTED: set[str] = set()  # reasons already noted for a cold start at run time
 
@@ -82,16 +81,17 @@ class DashboardForkProvisioner(ForkProvisioner):
     kernel: str = ""
     preload: list[str] = []  # noqa: RUF012 - set per instance before launch
 
-    async def launch_kernel(self, cmd: list[str], **kwargs):
+    async def start_process(self, cmd: list[str], **kwargs) -> None:
         loop = asyncio.get_running_loop()
         path, why_not = await loop.run_in_executor(None, server_for, self.kernel, list(self.preload))
         if path is None:
             if why_not not in _COLD_NOTED:
                 _COLD_NOTED.add(why_not)
                 _note(f"cold dashboard kernels for kernel {self.kernel!r}: {why_not}")
-            return await LocalProvisioner.launch_kernel(self, cmd, **kwargs)
+            await OwnPortsProvisioner.start_process(self, cmd, **kwargs)
+            return
         self.server_path = path
-        return await super().launch_kernel(cmd, **kwargs)
+        await super().start_process(cmd, **kwargs)
 
 
 class ForkingKernelManager(ServerKernelManager):
@@ -101,12 +101,11 @@ class ForkingKernelManager(ServerKernelManager):
     fork_preload: list[str] | None = None
 
     async def _async_pre_start_kernel(self, **kw):
-        if self.provisioner is None and self.fork_preload is not None:  # not None on restarts
-            # As the base class does, but with our provisioner instead of the configured one.
-            self.kernel_id = self.kernel_id or kw.pop("kernel_id", str(uuid.uuid4()))
-            provisioner = DashboardForkProvisioner(kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self)
-            provisioner.kernel, provisioner.preload = self.kernel_name, list(self.fork_preload)
-            self.provisioner = provisioner
+        if self.fork_preload is not None:
+            use_own_ports(self, kw, DashboardForkProvisioner, kernel=self.kernel_name,
+                          preload=list(self.fork_preload))
+        else:  # a cold kernel, which binds its own ports all the same
+            use_own_ports(self, kw)
         return await super()._async_pre_start_kernel(**kw)
 
     @property
