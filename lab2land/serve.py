@@ -47,6 +47,7 @@ from lab2land.serve_handlers import (
     SiteHandler,
     TemplateAssetsHandler,
     TrailingSlashHandler,
+    end_failed_pages,
 )
 from lab2land.templating import TEMPLATES_DIR
 
@@ -251,6 +252,7 @@ def serve(config: Config, *, host: str = "127.0.0.1", port: int = 8866, token: s
                         max_kernels, pooled)
         preloads = serve_warm.plan(config, dashboards)
         serve_warm.start_servers(dashboards, preloads)
+        end_failed_pages()
         app = DashboardServer(config=_voila_config(dashboards, runtime_dir, host, port, token, max_kernels, preloads),
                               dashboards=dashboards, runtime_dir=runtime_dir, project=config)
         app.initialize([])

@@ -10,10 +10,12 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
+import voila.handler
 from jupyter_client.session import DELIM
 from jupyter_server.base.handlers import FileFindHandler, JupyterHandler
 from jupyter_server.services.kernels.connection.channels import ZMQChannelsWebsocketConnection
 from tornado import web
+from voila.notebook_renderer import NotebookRenderer
 from voila.static_file_handler import TemplateStaticFileHandler
 from voila.tornado.handler import TornadoVoilaHandler
 from voila.tornado.kernel_websocket_handler import VoilaKernelWebsocketHandler
@@ -156,8 +158,40 @@ class TrailingSlashHandler(PlainErrorsMixin, JupyterHandler):
         self.redirect(f"/dashboards/{quote(report, safe='')}/{query}")
 
 
+class EndingNotebookRenderer(NotebookRenderer):
+    """Voila's page renderer, whose page ends when rendering fails instead of never.
+
+    Voila renders a page in a task that feeds a queue, and streams the queue with keep-alives
+    until the task puts its end marker: a task that raised (the kernel died before it replied,
+    so the template's ``kernel_start`` failed) never puts it, and the page streamed keep-alives
+    for ever. Here the rendering ends normally instead and the handler learns why
+    (``DashboardHandler.page_failure``), so it can end the page with its failure notice.
+    """
+
+    def generate_content_generator(self, kernel_id=None, kernel_future=None):
+        snippets = super().generate_content_generator(kernel_id, kernel_future)
+        handler = self.request_handler
+
+        async def ending():
+            try:
+                async for item in snippets:
+                    yield item
+            except Exception as exc:  # noqa: BLE001 - re-raised by the handler, which logs it
+                handler.page_failure = exc
+
+        return ending()
+
+
+def end_failed_pages() -> None:
+    """Make Voila's page handler render with :class:`EndingNotebookRenderer` (Voila 0.5 has no
+    setting for its renderer class; its handler looks the name up in its module)."""
+    voila.handler.NotebookRenderer = EndingNotebookRenderer
+
+
 class DashboardHandler(PlainErrorsMixin, TornadoVoilaHandler):
     """A report's live dashboard, default parameters or validated query parameters."""
+
+    page_failure: Exception | None = None  # why the page's rendering stopped (EndingNotebookRenderer)
 
     @property
     def content_security_policy(self) -> str:
@@ -194,6 +228,8 @@ class DashboardHandler(PlainErrorsMixin, TornadoVoilaHandler):
                 started = True
                 self.write(snippet)
                 self.flush()
+            if self.page_failure is not None:
+                raise self.page_failure
         except AtCapacity as exc:
             log.warning("dashboard %r: busy, viewer turned away (%s)", report, exc)
             self._busy(dashboard)

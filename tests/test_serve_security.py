@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import sys
 import time
 import uuid
 
@@ -168,5 +169,44 @@ def test_token_protects_site_dashboards_and_kernels(project, tmp_path):
         kernel_id = config_data(page.text)["kernelId"]
         with pytest.raises(websocket.WebSocketBadStatusException):
             websocket.create_connection(f"ws://127.0.0.1:{srv.port}/api/kernels/{kernel_id}/channels", timeout=10)
+    finally:
+        srv.stop()
+
+
+def _stream(url: str, deadline_s: float) -> str:
+    """The whole page at ``url``, or what came of it by ``deadline_s``: Voila sends keep-alives
+    every few seconds, so a read timeout never fires on a page that never finishes."""
+    end = time.monotonic() + deadline_s
+    body = b""
+    with requests.get(url, stream=True, timeout=30) as response:
+        for chunk in response.iter_content(chunk_size=None):
+            body += chunk
+            if time.monotonic() > end:
+                pytest.fail(f"{url} still streaming after {deadline_s:.0f} s: ...{body[-300:]!r}")
+    return body.decode("utf-8", "replace")
+
+
+def test_a_kernel_that_dies_before_it_replies_ends_the_page_with_a_notice(tmp_path):
+    """A kernel that never comes up (here its kernel spec exits at once; in CI a port taken under
+    it did the same) made Voila's page task die with an error nobody read, and the page streamed
+    keep-alives for ever: the viewer must get the failure notice, the server must stay up."""
+    kernels = tmp_path / "jupyter" / "kernels" / "broken"
+    kernels.mkdir(parents=True)
+    (kernels / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-c", "import sys; sys.exit(3)", "{connection_file}"],
+        "display_name": "Broken", "language": "python"}))
+    project = write_project(tmp_path / "p", {"broken.ipynb": grid_notebook([new_code_cell("print('hi')")]),
+                                             "widgets.ipynb": widgets_notebook()}, {
+        "broken": {"notebook": "broken.ipynb", "title": "Broken", "dashboard": True, "pool_size": 0,
+                   "takes_parameters": False, "kernel": "broken"},
+        "widgets": {"notebook": "widgets.ipynb", "title": "Widgets", "dashboard": True, "pool_size": 0},
+    }, site=SITE)
+    srv = Server(project, env={"JUPYTER_PATH": str(tmp_path / "jupyter")})
+    try:
+        text = _stream(srv.url + "/dashboards/broken/", 180)
+        assert "This dashboard failed" in text and "Traceback" not in text
+        assert srv.proc.poll() is None
+        other = requests.get(srv.url + "/dashboards/widgets/", timeout=60)
+        assert other.status_code == 200 and "square=9" in other.text
     finally:
         srv.stop()
