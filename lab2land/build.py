@@ -16,7 +16,7 @@ from pathlib import Path
 from . import provenance
 from .assets import install_assets
 from .cache import STATE, State, cache_key, environment_fingerprint, is_due
-from .config import Config
+from .config import Config, ReportConfig
 from .data import load_sources
 from .execute import RunError, RunJob, RunResult
 from .executors import Executor, get_executor
@@ -64,6 +64,15 @@ def _job(config: Config, prep: Prepared) -> RunJob:
                   kernel=run.kernel, cell_timeout=report.timeout, run_timeout=report.run_timeout)
 
 
+PAGE_OPTIONS = ("show_code", "layout", "publish_notebook")  # what a report's version holds depends on
+
+
+def page_options(report: ReportConfig) -> dict:
+    """The report's page options that are not at their defaults (part of its runs' keys)."""
+    fields = type(report).model_fields
+    return {name: getattr(report, name) for name in PAGE_OPTIONS if getattr(report, name) != fields[name].default}
+
+
 def _prepare(config: Config, store: Store, runs: list[Run], stamp: str) -> list[Prepared]:
     """Allocate version ids, load each needed source once, and compute every run's cache key."""
     snapshots, errors = load_sources(config, {s for run in runs for s in config.reports[run.report].sources})
@@ -77,7 +86,8 @@ def _prepare(config: Config, store: Store, runs: list[Run], stamp: str) -> list[
         used = [snapshots[s] for s in sources if s in snapshots]
         key = cache_key(notebook_sha256=digests[run.notebook], parameters=run.parameters,
                         snapshots={s.name: s.hash for s in used}, kernel=run.kernel, template=template,
-                        environment=environment, images=pictures[run.notebook])
+                        environment=environment, images=pictures[run.notebook],
+                        page=page_options(config.reports[run.report]))
         version_id = store.allocate_id(run.report, stamp, run.variant if run.multi else None)
         prepared.append(Prepared(run, version_id, used, key, digests[run.notebook], "; ".join(failed) or None))
     return prepared

@@ -2,8 +2,10 @@
 
 A run's key covers everything that can change its output: the notebook's bytes, the resolved
 parameters, the hashes of the data snapshots it reads, the installed package versions, the kernel,
-and the report template. A run whose key equals that of the newest good version of its parameter
-set is "unchanged": no kernel starts and no version is written.
+the report template, and the report's page options that differ from their defaults
+(``show_code``, ``layout``, ``publish_notebook``: turning one on or off republishes). A run
+whose key equals that of the newest good version of its parameter set is "unchanged": no
+kernel starts and no version is written.
 
 Schedules (``schedule = "0 6 * * *"`` or ``"daily"``) decide which reports ``build --due``
 considers; a due report still goes through the cache, and the check is remembered in
@@ -75,12 +77,15 @@ def _egg_version(path: Path) -> str:
 
 
 def cache_key(*, notebook_sha256: str, parameters: dict[str, Any], snapshots: dict[str, str], kernel: str,
-              template: str, environment: str, images: str = "") -> str:
-    """The key of one run (see module docstring); ``images`` digests the pictures its markdown shows."""
+              template: str, environment: str, images: str = "", page: dict[str, Any] | None = None) -> str:
+    """The key of one run (see module docstring); ``images`` digests the pictures its markdown
+    shows, ``page`` holds the report's page options that are not at their defaults."""
     payload = {"notebook": notebook_sha256, "parameters": parameters, "snapshots": snapshots, "kernel": kernel,
                "template": template, "environment": environment}
     if images:  # only then, so keys of notebooks without pictures stay what they were
         payload["images"] = images
+    if page:  # likewise: reports with default page options keep their keys
+        payload["page"] = page
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -7,6 +7,7 @@ line in the log.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 import tomllib
@@ -167,6 +168,26 @@ def test_failed_newest_version_is_retried_not_treated_as_unchanged(project):
     update(project, "alter table sales rename column amt to amount")
     statuses, started, _ = rebuild(project, reports=["revenue"])
     assert statuses == {"revenue": "ok"} and started == ["revenue"]
+
+
+@pytest.mark.parametrize(("option", "value"), [("publish_notebook", False), ("show_code", True), ("layout", "grid")])
+def test_a_changed_page_option_republishes_that_report(project, option, value):
+    """Found trying it as a new user would: setting ``publish_notebook = false`` (or showing the
+    code) and building again said "unchanged", and the site kept showing what the user had just
+    turned off. The run's page depends on these options, so they are part of its key."""
+    config = project / "publish.toml"
+    literal = {False: "false", True: "true"}.get(value, f'"{value}"')
+    config.write_text(config.read_text().replace('title = "Hello"', f'title = "Hello"\n{option} = {literal}'))
+    statuses, started, new = rebuild(project)
+    assert statuses == {"revenue": "unchanged", "regions": "unchanged", "hello": "ok"} and started == ["hello"]
+    [version] = [project / "reports" / name for name in new]
+    page = (version / "index.html").read_text()
+    if option == "publish_notebook":
+        assert not list(version.glob("*.ipynb")) and not re.findall(r'href="[^"]*\.ipynb"', page)
+    elif option == "show_code":
+        assert "runs.log" in page  # the cell's code (outputs never show it)
+    statuses, started, new = rebuild(project)  # and then it is unchanged again
+    assert statuses["hello"] == "unchanged" and started == [] and not new
 
 
 KEY_PARTS = dict(notebook_sha256="n" * 64, parameters={"a": 1, "b": [1, 2]}, snapshots={"s": "h" * 64},
