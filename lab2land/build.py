@@ -167,6 +167,7 @@ def build(config: Config, *, reports: list[str] | None = None, overrides: dict[s
             state.mark_checked(prep.run.report, prep.run.variant, now)
         write_site_if_stale(config, store, state)
         summary.notes += _pinned_notes(store, summary.outcomes)
+        summary.notes += _code_still_published(config, store, sorted(published))
         state.save()
         store.clean_staging()
     from .notify import notify_build
@@ -188,6 +189,24 @@ def _pinned_notes(store: Store, outcomes: list[Outcome]) -> list[str]:
         if pin and pin.version != outcome.version_id:
             notes.append(f"{outcome.run.name}: published {outcome.version_id}, but latest stays pinned to "
                          f"{pin.version}{f' by {pin.by}' if pin.by else ''} (`lab2land unpin {report}` releases it)")
+    return notes
+
+
+def _code_still_published(config: Config, store: Store, reports: list[str]) -> list[str]:
+    """What the build summary says about built reports with ``publish_notebook = false`` whose
+    earlier versions (published before it was turned off, and not pruned) still hold their
+    executed notebook."""
+    notes = []
+    for report in reports:
+        if config.reports[report].publish_notebook:
+            continue
+        holding = [v.version_id for v in store.versions(report) if v.executed_notebook]
+        if holding:
+            listed = ", ".join(holding[:3]) + (f" and {len(holding) - 3} more" if len(holding) > 3 else "")
+            notes.append(f"{report}: publish_notebook = false, but {len(holding)} earlier version(s) still hold "
+                         f"their executed notebook (with its code): {listed}. Builds never change a published "
+                         f"version: to take that code off the site, delete those folders from "
+                         f"{config.output_dir / report} and run `lab2land repair`")
     return notes
 
 

@@ -78,6 +78,7 @@ def rebuild(project: Path, **kwargs):
     ran = runs_logged(project / "nb")[len(log_before):]
     statuses = Statuses((o.run.report, o.status) for o in summary.outcomes)
     statuses.why = {o.run.report: o.summary for o in summary.outcomes if o.status == "failed"}
+    statuses.notes = summary.notes
     assert sorted(ran) == sorted(recorder.started_runs), f"runs.log and started events disagree: {statuses!r}"
     return statuses, sorted(recorder.started_runs), version_dirs(project) - before
 
@@ -188,6 +189,16 @@ def test_a_changed_page_option_republishes_that_report(project, option, value):
         assert "runs.log" in page  # the cell's code (outputs never show it)
     statuses, started, new = rebuild(project)  # and then it is unchanged again
     assert statuses["hello"] == "unchanged" and started == [] and not new
+    if option == "publish_notebook":  # the version published before still holds it: said, and how to fix it
+        [note] = statuses.notes
+        assert note.startswith("hello: publish_notebook = false, but 1 earlier version(s)")
+        [old] = [p.parent for p in (project / "reports" / "hello").glob("*/*.ipynb")]
+        assert old.name in note and "lab2land repair" in note
+        shutil.rmtree(old)  # as the note says
+        assert run_cli("repair", project=project, timeout=120).returncode == 0
+        statuses, started, _ = rebuild(project)
+        assert started == [] and statuses.notes == []
+        assert not list((project / "reports" / "hello").rglob("*.ipynb"))
 
 
 KEY_PARTS = dict(notebook_sha256="n" * 64, parameters={"a": 1, "b": [1, 2]}, snapshots={"s": "h" * 64},
