@@ -28,6 +28,7 @@ import json
 import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from jupyter_client.connect import LocalPortCache
@@ -62,7 +63,7 @@ class OwnPortsProvisioner(LocalProvisioner):
         )
         if self._own_ports:
             picked = [getattr(km, name) for name in PORT_NAMES]
-            info = json.loads(_read(km.connection_file))
+            info = json.loads(Path(km.connection_file).read_text(encoding="utf-8"))
             _write(km.connection_file, {**info, **dict.fromkeys(PORT_NAMES, 0)})
             if self.ports_cached:  # the picks go back: no kernel will bind them
                 for port in picked:
@@ -106,16 +107,11 @@ class OwnPortsProvisioner(LocalProvisioner):
 def _bound_ports(path: str) -> dict[str, int] | None:
     """The ports in the connection file at ``path`` once the kernel wrote them all, else None."""
     with contextlib.suppress(OSError, ValueError):  # not there or half written: not yet
-        info = json.loads(_read(path))
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
         ports = {name: info.get(name) for name in PORT_NAMES}
         if all(isinstance(port, int) and port > 0 for port in ports.values()):
             return ports
     return None
-
-
-def _read(path: str) -> str:
-    with open(path, encoding="utf-8") as fh:
-        return fh.read()
 
 
 def _write(path: str, info: dict) -> None:

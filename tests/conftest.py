@@ -6,6 +6,7 @@ Tests that ask for the ``browser`` (or ``page``) or ``postgres`` fixture are mar
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -107,6 +109,13 @@ def process_gone(pid: int, wait_s: float = 10) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def run_in_own_loop(coroutine, timeout: float | None = None):
+    """Run ``coroutine`` to its end in a thread and event loop of its own (the session's
+    Playwright browser may own this thread's loop); return its result."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=timeout)
 
 
 def free_port() -> int:

@@ -12,14 +12,13 @@ must come up on ports of its own, and the manager must know them.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from conftest import run_in_own_loop
 from lab2land.forked import WarmKernelManager, server_for, stop_servers
 from lab2land.kernels import RunKernelManager
 from lab2land.serve_warm import ForkingKernelManager
@@ -61,12 +60,6 @@ def _squatting(base: type, squatters: list[socket.socket], taken: list[int]) -> 
             return await super()._async_launch_kernel(kernel_cmd, **kw)
 
     return Squatted
-
-
-def _in_thread(coroutine_function):
-    """Run a coroutine in a loop of its own (a loop may be running in this thread already)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine_function()).result(timeout=180)
 
 
 async def _square(km) -> tuple[str, str]:
@@ -115,7 +108,7 @@ def test_a_kernel_whose_picked_port_was_taken_comes_up_on_ports_of_its_own(kind,
             await km.shutdown_kernel(now=True)
 
     try:
-        reply, ports, on_file, forked, provisioner = _in_thread(scenario)
+        reply, ports, on_file, forked, provisioner = run_in_own_loop(scenario(), timeout=180)
     finally:
         for squatter in squatters:
             squatter.close()
@@ -146,6 +139,6 @@ def test_a_restarted_kernel_keeps_its_ports_for_connected_clients(kind, fork_ser
         finally:
             await km.shutdown_kernel(now=True)
 
-    before, after, reply = _in_thread(scenario)
+    before, after, reply = run_in_own_loop(scenario(), timeout=180)
     assert before == after
     assert reply == ("ok", "49\n")

@@ -3,13 +3,12 @@ until its timeout (nbclient #312), and real timeouts still hold."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from concurrent.futures import ThreadPoolExecutor
 from queue import Empty
 
 import pytest
 
+from conftest import run_in_own_loop
 from lab2land.kernels import SLICE_S, RunKernelManager, SlicedChannel
 
 
@@ -34,6 +33,4 @@ def test_sliced_channels_honour_timeouts_and_deliver_replies():
             kc.stop_channels()
             await km.shutdown_kernel(now=True)
 
-    # Its own thread and loop: the session's Playwright browser may own this thread's loop.
-    with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, scenario()).result()
+    run_in_own_loop(scenario())
