@@ -14,19 +14,17 @@ import sys
 import traceback
 from pathlib import Path
 
-# jsonschema (via nbformat) eagerly imports rfc3987_syntax, an optional checker for "iri" formats
-# that compiles ~35 parsers at import: ~0.8 s of every command (jsonschema #1428). No notebook
-# schema uses those formats; marking the module absent, before anything imports nbformat, makes
-# jsonschema skip it. Only the command-line process is affected, never a library user's.
-sys.modules.setdefault("rfc3987_syntax", None)
+from . import lean  # noqa: F401 - first: before anything imports nbformat
 
-from rich.console import Console  # noqa: E402
-from rich.markup import escape  # noqa: E402
-from rich.table import Table  # noqa: E402
+# isort: split
 
-from . import __version__  # noqa: E402
-from .config import load_config  # noqa: E402
-from .errors import (  # noqa: E402
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from . import __version__
+from .config import load_config
+from .errors import (
     EXIT_DEGRADED,
     EXIT_ENVIRONMENT,
     EXIT_FAILED,
@@ -36,7 +34,7 @@ from .errors import (  # noqa: E402
     ParameterError,
     UsageError,
 )
-from .params import parse_assignments  # noqa: E402
+from .params import parse_assignments
 
 
 def _console() -> Console:

@@ -245,9 +245,11 @@ def _running(key: tuple, start: Callable[[], tuple[Server, str | None]], what: s
     return (server.path, None) if isinstance(server, Server) else (None, server)
 
 
-# What a run process imports before it runs papermill (lab2land.isolate: execute, forked, kernels).
-RUN_PRELOAD = ["lab2land.isolate", "papermill", "papermill.engines", "nbclient.client", "jupyter_client.manager",
-               "jupyter_client.asynchronous.client", "nbclient.exceptions", "papermill.exceptions"]
+# What a run process imports before it runs papermill (lab2land.isolate: execute, forked, kernels);
+# lab2land.lean first, before anything imports nbformat.
+RUN_PRELOAD = ["lab2land.lean", "lab2land.isolate", "papermill", "papermill.engines", "nbclient.client",
+               "jupyter_client.manager", "jupyter_client.asynchronous.client", "nbclient.exceptions",
+               "papermill.exceptions"]
 
 
 def run_server() -> tuple[str | None, str | None]:

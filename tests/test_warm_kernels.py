@@ -115,14 +115,16 @@ def test_a_run_sees_nothing_an_earlier_run_from_the_same_server_changed(tmp_path
 
 
 def test_kernel_process_looks_like_a_cold_one(tmp_path):
-    """argv, sys.path (the notebook's folder importable), environment, threads, random state."""
+    """argv, sys.path (the notebook's folder importable), environment, threads, random state,
+    optional modules (jsonschema's iri checker, which lab2land's own processes skip)."""
     (tmp_path / "helper_mod.py").write_text("VALUE = 'local module'\n")
     probe = """
 import json, os, sys, threading, random
-import helper_mod
+import helper_mod, nbformat
 print(json.dumps({"argv0": sys.argv[0], "path": sys.path, "env": sorted(os.environ),
                   "threads": sorted(t.name.split(" ")[0].rstrip("-0123456789") for t in threading.enumerate()),
-                  "helper": helper_mod.VALUE, "safe_path": sys.flags.safe_path}))
+                  "helper": helper_mod.VALUE, "safe_path": sys.flags.safe_path,
+                  "iri_checker": sys.modules.get("rfc3987_syntax") is not None}))
 print(random.random())
 """
     nb = save_notebook(code_notebook("HAVE_MPL = False", probe), tmp_path / "probe.ipynb")
@@ -133,6 +135,8 @@ print(random.random())
     (cold_state, _), *warm_printed = ["".join(_printed(r)).splitlines() for r in (cold, *warm)]
     for state, _ in warm_printed:
         assert json.loads(state) == json.loads(cold_state)
+    # The trims of lab2land's own processes (lab2land.lean) stay out of kernels.
+    assert json.loads(cold_state)["iri_checker"] is True
     # Two forks of one parent do not share a random sequence.
     assert warm_printed[0][1] != warm_printed[1][1]
 
