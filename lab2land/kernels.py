@@ -6,6 +6,13 @@ cell's whole ``timeout`` expires, so a finished cell "takes" 600 s and a noteboo
 timeout hangs for ever. Polling in short slices re-checks the socket every second, so a missed
 wake-up costs at most one slice.
 
+The client is also ready sooner: jupyter_client's ``wait_for_ready`` ends with a flush of IOPub
+that waits until 0.2 s pass without a message, and its kernel manager checks every 0.1 s whether a
+kernel that was asked to shut down has exited: together about a third of a warm kernel's start
+and stop. :meth:`SlicedKernelClient.wait_for_ready` waits instead for the message that ends the
+kernel_info request on IOPub (which proves IOPub connected, as upstream's check does), and the
+manager polls every 10 ms.
+
 A run and its kernel also die with the publisher that started them (:func:`die_with`).
 """
 
@@ -26,6 +33,9 @@ from traitlets import Type, default
 from .kernel_ports import use_own_ports
 
 SLICE_S = 1.0
+INFO_REPLY_S = 1.0  # as jupyter_client: how long to wait for a kernel_info reply before asking again
+IOPUB_CONNECT_S = 0.2  # as jupyter_client: no IOPub message this long after the reply: ask again
+SHUTDOWN_POLL_S = 0.01
 WATCH_S = 0.5  # how often a run checks that the process that started it is still alive
 
 
@@ -48,6 +58,45 @@ class SlicedKernelClient(AsyncKernelClient):
     iopub_channel_class = Type(SlicedChannel)
     control_channel_class = Type(SlicedChannel)
 
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        """Return once the kernel answered kernel_info and its IOPub messages reach us.
+
+        As jupyter_client's: ask for kernel_info until a reply comes, and ask again when no IOPub
+        message follows the reply within 0.2 s (IOPub not connected yet, its messages lost).
+        Unlike it, done on the ``idle`` status that ends the request on IOPub (the kernel sends
+        nothing more for it) instead of after 0.2 s without a message (still the rule for a
+        kernel that sends no status). Raises RuntimeError if
+        the kernel dies or ``timeout`` passes first, as jupyter_client does.
+        """
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            request = self.kernel_info()
+            with contextlib.suppress(TimeoutError):
+                reply = await self._async_recv_reply(request, timeout=INFO_REPLY_S)
+                if await self._iopub_reaches(request):
+                    self._handle_kernel_info_reply(reply)
+                    return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout:.0f} seconds")
+
+    async def _iopub_reaches(self, request: str) -> bool:
+        """True once IOPub brings the ``idle`` status of ``request``, or falls silent for
+        ``IOPUB_CONNECT_S`` after bringing something (a kernel that sends no status for it: what
+        jupyter_client accepts); False if it brings nothing that long. The messages read are
+        dropped, as jupyter_client's flush drops them."""
+        seen = False
+        while True:
+            try:
+                msg = await self.iopub_channel.get_msg(timeout=IOPUB_CONNECT_S)
+            except Empty:
+                return seen
+            seen = True
+            if (msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle"
+                    and msg["parent_header"].get("msg_id") == request):
+                return True
+
 
 class RunKernelManager(AsyncKernelManager):
     """The kernel manager of every run (passed to papermill as ``kernel_manager_class``); its
@@ -60,6 +109,11 @@ class RunKernelManager(AsyncKernelManager):
     async def _async_pre_start_kernel(self, **kw):
         use_own_ports(self, kw)
         return await super()._async_pre_start_kernel(**kw)
+
+    async def _async_finish_shutdown(self, waittime: float | None = None, pollinterval: float = 0.1,
+                                     restart: bool = False) -> None:
+        # jupyter_client checks whether the kernel has exited every 0.1 s: ~0.1 s of every run.
+        await super()._async_finish_shutdown(waittime, min(pollinterval, SHUTDOWN_POLL_S), restart)
 
 
 def _lives(process: psutil.Process | None) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from queue import Empty
 
+import psutil
 import pytest
 
 from conftest import run_in_own_loop
@@ -34,3 +35,41 @@ def test_sliced_channels_honour_timeouts_and_deliver_replies():
             await km.shutdown_kernel(now=True)
 
     run_in_own_loop(scenario())
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+def test_a_ready_client_has_no_stale_iopub_and_a_kernel_shuts_down_on_request(warm):
+    """The client's own ready-wait (done on the kernel_info request's idle status, not after
+    0.2 s of silence) leaves nothing on IOPub for the first cell, as jupyter_client's flush does;
+    the manager's 10 ms exit check still sees a graceful exit (no SIGTERM, no SIGKILL)."""
+    from lab2land import forked
+
+    manager = RunKernelManager
+    if warm:
+        path, why_not = forked.server_for("python3", ["json"])
+        assert path, why_not
+        manager = forked.warm_manager(path)
+
+    async def scenario():
+        km = manager(kernel_name="python3")
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            await kc.wait_for_ready(timeout=60)
+            with pytest.raises(Empty):
+                await kc.iopub_channel.get_msg(timeout=0.5)
+            reply = await kc.execute_interactive("print(6 * 7)", timeout=30)
+            assert reply["content"]["status"] == "ok"
+            pid = km.provisioner.pid
+        finally:
+            kc.stop_channels()
+            await km.shutdown_kernel()
+        return pid, km._shutdown_status.name
+
+    try:
+        pid, how = run_in_own_loop(scenario())
+    finally:
+        forked.stop_servers()
+    assert how == "ShutdownRequest"
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
