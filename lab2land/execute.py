@@ -191,6 +191,7 @@ def execute(job: RunJob, output: Path) -> RunResult:
     import papermill
 
     from .kernels import RunKernelManager
+    from .run_engine import ENGINE
 
     manager = RunKernelManager
     if job.kernel_server:
@@ -204,7 +205,8 @@ def execute(job: RunJob, output: Path) -> RunResult:
             papermill.execute_notebook(
                 job.notebook, str(output), parameters=job.parameters, kernel_name=job.kernel,
                 cwd=job.cwd, execution_timeout=job.cell_timeout, progress_bar=False, log_output=False,
-                kernel_manager_class=manager, extra_arguments=KERNEL_ARGUMENTS, iopub_timeout=IOPUB_TIMEOUT_S)
+                kernel_manager_class=manager, extra_arguments=KERNEL_ARGUMENTS, iopub_timeout=IOPUB_TIMEOUT_S,
+                engine_name=ENGINE)
             error = None
         except Exception as exc:  # classified below; nothing escapes a run unexplained
             nb = _read_nb(output)
