@@ -61,7 +61,7 @@ def _child(job: RunJob, workdir: str, publisher: int | None = None) -> None:
     result.extra["child_entered"] = entered
     tmp = os.path.join(workdir, "result.json.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(asdict(result), fh)
+        fh.write(json.dumps(asdict(result)))  # one C call (json.dump encodes in Python: ~10x slower)
     os.replace(tmp, os.path.join(workdir, "result.json"))
 
 
