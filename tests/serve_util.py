@@ -115,6 +115,18 @@ class Server:
             time.sleep(0.5)
         return len(self.kernels())
 
+    def wait_pool_filled(self, report: str, timeout: float = 60) -> bool:
+        """True once Voila logged ``report``'s pool as filled: its kernels are started *and*
+        registered for the notebook (a kernel process shows up before that, and a page asked for
+        in between gets a kernel of its own instead of a pooled one)."""
+        line = f"Kernel pool of {report}/index.ipynb is filled"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if line in self.log_path.read_text():
+                return True
+            time.sleep(0.2)
+        return False
+
     def stop(self, sig=signal.SIGINT, timeout: float = 30) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)

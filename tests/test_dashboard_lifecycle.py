@@ -171,7 +171,7 @@ def test_max_kernels_turns_a_viewer_away_with_a_busy_page(tmp_path, browser):
         "[serve]\nmax_kernels = 2\n", site=SITE)
     srv = Server(project, env={"LAB2LAND_CULL_IDLE_SECONDS": "600"})
     try:
-        assert srv.wait_kernels(1) == 1
+        assert srv.wait_kernels(1) == 1 and srv.wait_pool_filled("quick")
         context = browser.new_context()
         page = context.new_page()
         page.goto(srv.url + "/dashboards/quick/?n=2")  # parameters of its own: a kernel of its own

@@ -37,10 +37,10 @@ def test_pools_are_preheated_per_report(server):
 
 
 def test_preheated_dashboard_answers_fast_with_report_parameters(server):
-    server.wait_kernels(2)
+    assert server.wait_pool_filled("b")
     response = requests.get(server.url + "/dashboards/b/", timeout=60)
     assert response.status_code == 200 and "square=49" in response.text  # parameters = { n = 7 }
-    assert "Using pre-heated kernel" in server.log_path.read_text()
+    assert re.search(r"Using pre-heated kernel: \S+ for b/index.ipynb", server.log_path.read_text())
 
 
 def test_only_reports_with_dashboard_true_are_served(server):
