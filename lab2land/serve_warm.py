@@ -27,11 +27,13 @@ import sys
 import threading
 
 from jupyter_server.services.kernels.kernelmanager import ServerKernelManager
+from traitlets import default
 
 from lab2land import dashboards as dash
 from lab2land.config import Config
 from lab2land.forked import ForkProvisioner, kernel_problem, platform_problem, preload_for, server_for
 from lab2land.kernel_ports import OwnPortsProvisioner, use_own_ports
+from lab2land.kernels import SlicedKernelClient
 
 _COLD_NOTED: set[str] = set()  # reasons already noted for a cold start at run time
 
@@ -99,6 +101,13 @@ class ForkingKernelManager(ServerKernelManager):
     (by :class:`lab2land.serve_kernels.DashboardKernelManager`, from :func:`plan`)."""
 
     fork_preload: list[str] | None = None
+
+    @default("client_factory")
+    def _sliced_client(self):
+        # Voila runs a dashboard's cells through this client: polled in slices as a build's
+        # runs are (lab2land.kernels), so a missed wake-up (nbclient #312) costs a page at most
+        # a second, not its cells' whole timeout.
+        return SlicedKernelClient
 
     async def _async_pre_start_kernel(self, **kw):
         if self.fork_preload is not None:

@@ -11,11 +11,14 @@ import pytest
 
 from conftest import run_in_own_loop
 from lab2land.kernels import SLICE_S, RunKernelManager, SlicedChannel
+from lab2land.serve_warm import ForkingKernelManager
 
 
-def test_sliced_channels_honour_timeouts_and_deliver_replies():
+@pytest.mark.parametrize("manager", [RunKernelManager, ForkingKernelManager], ids=["run", "dashboard"])
+def test_sliced_channels_honour_timeouts_and_deliver_replies(manager):
+    # Builds' runs and Voila's dashboard cells both wait for replies through these channels.
     async def scenario():
-        km = RunKernelManager(kernel_name="python3")
+        km = manager(kernel_name="python3")
         await km.start_kernel()
         kc = km.client()
         kc.start_channels()
