@@ -9,8 +9,9 @@ with what the static site uses:
   ``plotly.min.js`` (static figures never need the kernel, so Voila does not draw them again);
 * HTML, images and text: written into the page as HTML (already sanitized);
 * widgets: the kernel's widget state, taken by a hidden last cell (:func:`add_state_cell`),
-  drawn in its initial state by the html-manager's ``embed.js`` (the static pages' widget
-  renderer); each is replaced by Voila's live view once the kernel connected
+  painted in its initial state as HTML (:mod:`lab2land.widget_paint`, the common controls), or
+  else drawn by the html-manager's ``embed.js`` (the static pages' widget renderer); each is
+  replaced by Voila's live view once the kernel connected
   (``templates/grid/static/lab2land-dashboard.js``).
 
 Everything else (LaTeX, other mime types) is left to Voila's front end as before.
@@ -32,7 +33,7 @@ from nbformat.v4 import new_code_cell
 from plotly.offline import get_plotlyjs_version
 from tornado import web
 
-from lab2land import sanitize, vendor
+from lab2land import sanitize, vendor, widget_paint
 from lab2land.templating import TEMPLATES_DIR
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -136,10 +137,13 @@ def script_json(value: Any) -> str:
 
 def page_paint(nb) -> dict:
     """What the executed notebook's page needs: ``state`` (the widget state, cleaned, or None),
-    ``plotly`` (a figure was painted), ``widgets`` (a widget view was) and ``plotly_extension``
-    (Voila's front end must load jupyterlab-plotly)."""
-    needs = {"state": None, "plotly": False, "widgets": False, "plotly_extension": False, "version": ASSET_VERSION}
+    ``plotly`` (a figure was painted), ``pictures`` (model id -> HTML picture of each widget
+    view, or None), ``widgets`` (widget views are drawn by embed.js instead) and
+    ``plotly_extension`` (Voila's front end must load jupyterlab-plotly)."""
+    needs = {"state": None, "plotly": False, "widgets": False, "plotly_extension": False, "version": ASSET_VERSION,
+             "pictures": None}
     traces: set = set()
+    views: list[str] = []
     for cell in nb.cells:
         meta = (cell.get("metadata") or {}).get("lab2land") or {}
         for output in cell.get("outputs") or []:
@@ -152,6 +156,8 @@ def page_paint(nb) -> dict:
                 needs["widgets"] |= kind == "widget"
                 if kind == "plotly":
                     traces |= trace_types(data[PLOTLY_MIME])
+                elif kind == "widget":
+                    views.append(str((data[WIDGET_VIEW_MIME] or {}).get("model_id")))
     needs["plotly_js"] = plotly_bundle(traces)
     models = (needs["state"] or {}).get("state") or {}
     needs["plotly_extension"] = any(m.get("model_name") == "OutputModel" or "anywidget" in str(m.get("model_module"))
@@ -161,6 +167,10 @@ def page_paint(nb) -> dict:
     if needs["state"] is None or any(m.get("model_module") not in BUILTIN_MODULES
                                      for m in models.values() if isinstance(m, dict)):
         needs["widgets"] = False
+    elif needs["widgets"]:
+        # The common controls are painted here, as HTML: the page needs no embed.js then.
+        needs["pictures"] = widget_paint.pictures(needs["state"], views)
+        needs["widgets"] = needs["pictures"] is None
     return needs
 
 

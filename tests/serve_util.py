@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import time
@@ -20,7 +19,6 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from conftest import ROOT, free_port, kernelspec, start_cli
 
 SITE = {"title": "Serve test"}
-STATE_BLOCK = re.compile(r'<script type="application/vnd.jupyter.widget-state\+json">(.*?)</script>', re.S)
 
 
 def view(col, row, width, height, hidden=False) -> dict:
@@ -170,12 +168,29 @@ def kernel_message(msg_type: str, content: dict, session: str) -> str:
                        "channel": "shell", "buffers": []})
 
 
-def widget_state(html_text: str) -> dict[str, dict]:
-    """model id -> model (``model_name``, ``state``), from the widget state a dashboard page
-    was painted from."""
-    return json.loads(STATE_BLOCK.search(html_text).group(1))["state"]
+def kernel_widgets(ws, session: str, timeout: float = 60) -> dict[str, dict]:
+    """model id -> full state of every widget in the kernel behind ``ws`` (a kernel websocket),
+    asked for as a widget front end does: a ``comm_info_request`` for the widget comms, then a
+    ``request_state`` of each (the page's own widget state may be painted as HTML only)."""
+    ws.send(kernel_message("comm_info_request", {"target_name": "jupyter.widget"}, session))
+    comms: list[str] | None = None
+    states: dict[str, dict] = {}
+    deadline = time.monotonic() + timeout
+    while comms is None or len(states) < len(comms):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"widget state of {comms} not received, got {list(states)}")
+        msg = json.loads(ws.recv())
+        kind, content = msg["header"]["msg_type"], msg.get("content") or {}
+        if kind == "comm_info_reply" and comms is None:
+            comms = list(content.get("comms") or {})
+            for comm_id in comms:
+                ws.send(kernel_message("comm_msg", {"comm_id": comm_id, "data": {"method": "request_state"}},
+                                       session))
+        elif kind == "comm_msg" and (content.get("data") or {}).get("method") == "update":
+            states[content["comm_id"]] = content["data"]["state"]
+    return states
 
 
-def widget_models(html_text: str) -> dict[str, str]:
-    """model name -> model id, from the widget state a dashboard page was painted from."""
-    return {m["model_name"]: model_id for model_id, m in widget_state(html_text).items()}
+def widget_models(states: dict[str, dict]) -> dict[str, str]:
+    """model name -> model id, from :func:`kernel_widgets`."""
+    return {state["_model_name"]: model_id for model_id, state in states.items()}

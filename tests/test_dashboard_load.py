@@ -19,7 +19,7 @@ import requests
 import websocket
 
 from conftest import write_project
-from serve_util import SITE, Server, config_data, kernel_message, widget_models, widgets_notebook
+from serve_util import SITE, Server, config_data, kernel_message, kernel_widgets, widget_models, widgets_notebook
 
 VIEWERS = 20
 PAGES = 4  # Chromium pages; the other viewers are websocket clients
@@ -32,12 +32,12 @@ def _socket_viewer(url: str, port: int, gate: threading.Barrier) -> list[float]:
     updates; stay until every viewer is in (``gate``); return the round-trip times (ms)."""
     response = requests.get(url, timeout=300)
     assert response.status_code == 200 and "This dashboard failed" not in response.text, response.status_code
-    models = widget_models(response.text)
-    slider, label = models["IntSliderModel"], models["LabelModel"]
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{port}/api/kernels/{config_data(response.text)['kernelId']}/channels", timeout=60)
     session, times = uuid.uuid4().hex, []
     try:
+        models = widget_models(kernel_widgets(ws, session))
+        slider, label = models["IntSliderModel"], models["LabelModel"]
         for i in range(CHANGES):
             value = 4 + i
             start = time.perf_counter()

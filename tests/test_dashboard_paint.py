@@ -131,7 +131,7 @@ def test_only_the_front_end_extensions_the_outputs_need(server):
 def test_paint_assets_served_and_nothing_else(server):
     page = requests.get(server.url + "/dashboards/widgets/", timeout=120).text
     # A bar chart: plotly.js's basic partial bundle draws it (lab2land.dashboard_paint.plotly_bundle).
-    src = re.search(r'href="(/lab2land/static/plotly-basic\.min\.js\?v=[0-9a-f]+)"', page).group(1)
+    src = re.search(r'src="(/lab2land/static/plotly-basic\.min\.js\?v=[0-9a-f]+)"', page).group(1)
     first = requests.get(server.url + src, timeout=30)
     assert first.status_code == 200 and "immutable" in first.headers["Cache-Control"]
     assert first.content.startswith(b"/**") or b"plotly" in first.content[:2000].lower()
@@ -168,14 +168,18 @@ def _executed(models: dict, view_output: bool = True):
                                                                        "widget_state": True}})])
 
 
-def test_page_paint_draws_only_what_embed_js_can():
+def test_page_paint_draws_only_what_it_can_paint():
     from lab2land.dashboard_paint import page_paint
 
     html = {"a": {"model_name": "HTMLModel", "model_module": "@jupyter-widgets/controls",
                   "state": {"value": "<img src=x onerror=alert(1)><b>ok</b>"}}}
     paint = page_paint(_executed(html))
-    assert paint["widgets"] and not paint["plotly_extension"]
+    assert paint["pictures"] and not paint["widgets"] and not paint["plotly_extension"]  # painted as HTML
     assert "onerror" not in paint["state"]["state"]["a"]["state"]["value"]  # cleaned like any widget state
+    assert "onerror" not in paint["pictures"]["a"] and "<b>ok</b>" in paint["pictures"]["a"]
+    toggles = {"a": {"model_name": "ToggleButtonsModel", "model_module": "@jupyter-widgets/controls", "state": {}}}
+    paint = page_paint(_executed(toggles))
+    assert paint["widgets"] and paint["pictures"] is None  # no HTML picture of it: embed.js draws it
     output = {"a": {"model_name": "OutputModel", "model_module": "@jupyter-widgets/output", "state": {}}}
     assert page_paint(_executed(output))["plotly_extension"]  # may show a figure later
     leaflet = {"a": {"model_name": "LeafletMapModel", "model_module": "jupyter-leaflet", "state": {}}}

@@ -25,7 +25,7 @@ import websocket
 from nbformat.v4 import new_code_cell, new_notebook
 
 from conftest import kernelspec, process_gone, write_project
-from serve_util import SITE, Server, config_data, kernel_message, widget_models, widget_state
+from serve_util import SITE, Server, config_data, kernel_message, kernel_widgets, widget_models
 
 MARK = "LAB2LAND_TEST_MARK"  # set on serve: its kernels (cold or warm) must inherit it
 
@@ -80,13 +80,14 @@ class Viewer:
     def __init__(self, url: str, port: int):
         response = requests.get(url, timeout=120)
         assert response.status_code == 200 and "This dashboard failed" not in response.text
-        state, models = widget_state(response.text), widget_models(response.text)
-        self.slider, self.label = models["IntSliderModel"], models["LabelModel"]
-        self.start = json.loads(state[self.label]["state"]["value"].removeprefix("start="))
         self.kernel_id = config_data(response.text)["kernelId"]
         self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/api/kernels/{self.kernel_id}/channels",
                                               timeout=60)
         self.session = uuid.uuid4().hex
+        state = kernel_widgets(self.ws, self.session)
+        models = widget_models(state)
+        self.slider, self.label = models["IntSliderModel"], models["LabelModel"]
+        self.start = json.loads(state[self.label]["value"].removeprefix("start="))
 
     def change_everything(self) -> dict:
         """Move the slider; return what the kernel reports after its change."""

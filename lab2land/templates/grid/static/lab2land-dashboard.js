@@ -26,6 +26,8 @@
     window.voila_finish = window.display_cells;
   } else if (data.l2lStep === "cell") {
     window.voila_process(Number(data.cell), Number(data.count));
+  } else if (data.l2lStep === "pictures") {
+    placePictures();
   } else if (data.l2lStep === "finish") {
     window.voila_finish();
   } else if (data.l2lStep === "start") {
@@ -87,6 +89,28 @@
       script.onload = script.onerror = next;  // a missing plotly.js: lab2land.js says so in place
       document.body.appendChild(script);
     })();
+  }
+
+  // The widgets painted on the server (lab2land.widget_paint) come after the cells, once the
+  // kernel's widget state is known: each goes in front of its view's data block, inert, where
+  // embed.js would have drawn it and where the live view will come.
+  function placePictures() {
+    var pictures = {};
+    document.querySelectorAll("template.l2l-picture").forEach(function (t) {
+      pictures[t.dataset.modelId] = t;
+    });
+    prepaintViews().forEach(function (view) {
+      var id;
+      try { id = JSON.parse(view.textContent).model_id; } catch (e) { return; }
+      var picture = pictures[id];
+      if (!picture) return;
+      var area = document.createElement("div");
+      area.className = "l2l-prepaint l2l-picture-area";
+      area.inert = true;
+      area.setAttribute("aria-hidden", "true");
+      area.appendChild(picture.content.cloneNode(true));
+      view.parentNode.insertBefore(area, view);
+    });
   }
 
   var PAINT_WAIT_MS = 3000;
