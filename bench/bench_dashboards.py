@@ -3,6 +3,8 @@
 P4  navigation → first plotly figure and widget visible in Chromium: ``publish.py serve``
     (preheated; widgets painted in their initial state, lab2land.dashboard_paint) vs plain
     ``voila notebook.ipynb``, same notebook (fraud_detection), same run; and → widgets live.
+    Timed from the client (Playwright: before goto → selectors found) and in the page
+    (performance.now() of the frame after both are on screen, from the navigation's start).
 P5  widget round-trip on the fraud dashboard: field change → new probability shown, of 50.
 MEM RSS of the server and its kernels: idle, with 10 dashboards open, after they are closed.
 
@@ -11,6 +13,7 @@ Run: ``.venv/bin/python bench/bench_dashboards.py``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -37,6 +40,23 @@ VISIBLE = ".js-plotly-plot .main-svg"
 # A widget on screen: painted from the kernel's state (ours, before it is live) or live.
 WIDGET = ".l2l-prepaint, .widget-text input[type=number], .widget-slider"
 RUNS = 3
+# In the page: when a figure and a widget are first on screen (non-empty boxes), as
+# performance.now() of the next animation frame, i.e. from the navigation's start. The
+# client-side figure adds Playwright's own round trips (new page, navigation, selector polling).
+MARKS_JS = """(() => {
+  const marks = window.__l2lMarks = {};
+  const shown = sel => [...document.querySelectorAll(sel)].some(e => {
+    const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; });
+  const look = () => {
+    for (const [key, sel] of Object.entries(SELECTORS)) {
+      if (!(key in marks) && shown(sel)) {
+        marks[key] = null;
+        requestAnimationFrame(() => marks[key] = performance.now());
+      }
+    }
+  };
+  new MutationObserver(look).observe(document, {subtree: true, childList: true, attributes: true});
+})();""".replace("SELECTORS", json.dumps({"plot": VISIBLE, "widget": WIDGET}))
 TOML = """[site]
 title = "bench"
 [reports.fraud]
@@ -129,9 +149,10 @@ def _stop(proc) -> None:
         proc.kill()
 
 
-def _load(context, url: str) -> tuple[float, float]:
-    """(visible, live) seconds from navigation."""
+def _load(context, url: str) -> tuple[float, float, float]:
+    """(visible, live, visible in the page) seconds from navigation."""
     page = context.new_page()
+    page.add_init_script(MARKS_JS)
     start = time.perf_counter()
     page.goto(url, wait_until="commit")
     page.wait_for_selector(VISIBLE, timeout=180_000)
@@ -140,8 +161,10 @@ def _load(context, url: str) -> tuple[float, float]:
     live = ".l2l-live" if "/dashboards/" in url else ".widget-slider"
     page.wait_for_selector(live, state="attached", timeout=180_000)
     elapsed = time.perf_counter() - start
+    page.wait_for_function("window.__l2lMarks.plot && window.__l2lMarks.widget", timeout=10_000)
+    marks = page.evaluate("window.__l2lMarks")
     page.close()
-    return visible, elapsed
+    return visible, elapsed, max(marks["plot"], marks["widget"]) / 1000
 
 
 def _time_to_visible(browser, url: str, server) -> list[tuple[float, float]]:
@@ -230,13 +253,13 @@ def main() -> None:
             _stop(server)
     print(f"P4 time to first plot + widget visible (fraud_detection, median of {RUNS}, kernels quiet before each):")
     for label, i in (("cold (empty browser cache)", 0), ("warm (second visit, cached)", 1)):
-        for what, j in (("visible", 0), ("live   ", 1)):
+        for what, j in (("visible", 0), ("visible, in the page (from navigation start)", 2), ("live   ", 1)):
             ours_s = statistics.median(r[i][j] for r in ours)
             plain_s = statistics.median(r[i][j] for r in plain)
             print(f"  {label}, {what}:")
             print(f"   lab2land serve (preheated): {ours_s:.2f} s   runs {', '.join(f'{r[i][j]:.2f}' for r in ours)}")
             print(f"   plain voila:                {plain_s:.2f} s   runs {', '.join(f'{r[i][j]:.2f}' for r in plain)}")
-            target = "   (target: visible <= 1.0 s and >= 4x)" if j == 0 else ""
+            target = "   (target: visible <= 1.0 s and >= 4x)" if j != 1 else ""
             print(f"   ratio: {plain_s / ours_s:.1f}x faster{target}")
     ordered = sorted(times)
     print(f"P5 fraud form round-trip, {len(times)} changes: median {statistics.median(times):.0f} ms, "
