@@ -55,10 +55,15 @@ def pictures(state: dict | None, view_ids: list[str]) -> dict[str, Markup] | Non
         return None
 
 
+MAX_DEPTH = 50  # boxes in boxes; deeper (or a box that contains itself) is not painted
+MAX_NODES = 2_000  # widgets in one picture (a state listing one child many times stays cheap)
+
+
 class _Painter:
     def __init__(self, models: dict):
         self.models = models
         self.depth = 0
+        self.nodes = 0
 
     def model(self, ref: Any) -> tuple[str, dict]:
         model_id = ref[len(REF):] if isinstance(ref, str) and ref.startswith(REF) else ref
@@ -72,8 +77,9 @@ class _Painter:
 
     def paint(self, ref: Any) -> str:
         self.depth += 1
-        if self.depth > 50:  # a box that contains itself
-            raise Unpainted("too deep")
+        self.nodes += 1
+        if self.depth > MAX_DEPTH or self.nodes > MAX_NODES:
+            raise Unpainted("too deep or too many widgets")
         try:
             name, state = self.model(ref)
             paint = PAINTERS.get(name)
@@ -104,7 +110,7 @@ class _Painter:
         if style is None:
             return {}
         name, values = self.model(style)
-        if not name.endswith("StyleModel"):
+        if not isinstance(name, str) or not name.endswith("StyleModel"):
             raise Unpainted(name)
         return values
 

@@ -8,6 +8,7 @@ and that no value from the notebook becomes markup, script or a style of its own
 from __future__ import annotations
 
 import html
+import itertools
 import re
 from html.parser import HTMLParser
 
@@ -116,4 +117,10 @@ def test_missing_or_cyclic_models_are_not_painted():
     assert pictures(state, ["not-a-model"]) is None
     state["state"][box.model_id]["state"]["children"] = [f"IPY_MODEL_{box.model_id}"]  # contains itself
     assert pictures(state, [box.model_id]) is None
+    # Each box listing the next one twice: 2**40 widgets to paint if nothing stopped it.
+    chain = [widgets.VBox() for _ in range(40)]
+    state = _state()
+    for outer, inner in itertools.pairwise(chain):
+        state["state"][outer.model_id]["state"]["children"] = [f"IPY_MODEL_{inner.model_id}"] * 2
+    assert pictures(state, [chain[0].model_id]) is None
     assert pictures(state, []) is None and pictures(None, [box.model_id]) is None
