@@ -100,8 +100,8 @@ class _Painter:
             if name != "LayoutModel":
                 raise Unpainted(name)
             for trait in LAYOUT_TRAITS:
-                value = values.get(trait)
-                if isinstance(value, str) and SAFE_CSS.fullmatch(value):
+                value = _css_value(values.get(trait))
+                if value:
                     rules.append(f"{trait.replace('_', '-')}: {value}")
         return f' style="{escape("; ".join(rules))}"' if rules else ""
 
@@ -117,19 +117,16 @@ class _Painter:
     def label(self, state: dict, *, spacer: bool = False) -> str:
         """The description label at the widget's left (hidden when empty, as ipywidgets does;
         a Checkbox keeps it as an indent)."""
-        description = state.get("description") or ""
-        width = self.style_values(state).get("description_width") or ""
-        style = f"width: {width}" if isinstance(width, str) and width and SAFE_CSS.fullmatch(width) else ""
+        width = _css_value(self.style_values(state).get("description_width"))
+        style = f"width: {width}" if width else ""
         if spacer:
             text = ""
             if not state.get("indent", True):
                 style = "display: none"
-        elif not description:
+        elif not state.get("description"):
             return '<span class="l2l-w-label" style="display: none"></span>'
-        elif state.get("description_allow_html"):
-            text = str(description)  # cleaned by sanitize.clean_widget_state
         else:
-            text = str(escape(description))
+            text = _description(state)
         attr = f' style="{escape(style)}"' if style else ""
         return f'<span class="l2l-w-label"{attr}>{text}</span>'
 
@@ -139,7 +136,7 @@ class _Painter:
 
     # -- models (PAINTERS says which paints which) ----------------------------------------
 
-    def _box(self, state: dict, direction: str = "column") -> str:
+    def _box(self, state: dict, direction: str) -> str:
         children = state.get("children") or []
         if not isinstance(children, (list, tuple)):
             raise Unpainted("children")
@@ -200,17 +197,15 @@ class _Painter:
 
     def _checkbox(self, state: dict) -> str:
         checked = " checked" if state.get("value") is True else ""
-        description = state.get("description") or ""
-        text = str(description) if state.get("description_allow_html") else str(escape(description))
         body = (f'<label class="l2l-w-check"><input type="checkbox" tabindex="-1"{checked}>'
-                f'<span>{text}</span></label>')
+                f'<span>{_description(state)}</span></label>')
         return self.inline(state, "checkbox", body, label=self.label(state, spacer=True))
 
     def _button(self, state: dict) -> str:
         kind = state.get("button_style") or ""
         extra = f" l2l-w-button-{kind}" if kind in BUTTON_STYLES else ""
-        color = self.style_values(state).get("button_color")
-        css = f"background-color: {color}" if isinstance(color, str) and SAFE_CSS.fullmatch(color) else ""
+        color = _css_value(self.style_values(state).get("button_color"))
+        css = f"background-color: {color}" if color else ""
         return (f'<div class="l2l-w-button{extra}"{self.style_attr(state, css)}>'
                 f'{escape(state.get("description") or "")}</div>')
 
@@ -224,6 +219,18 @@ PAINTERS = {
     "TextModel": _Painter._text, "DropdownModel": _Painter._dropdown, "CheckboxModel": _Painter._checkbox,
     "ButtonModel": _Painter._button,
 }
+
+
+def _css_value(value: Any) -> str | None:
+    """``value`` if it is a plain CSS value (:data:`SAFE_CSS`), else None."""
+    return value if isinstance(value, str) and SAFE_CSS.fullmatch(value) else None
+
+
+def _description(state: dict) -> str:
+    """A widget's description as HTML: escaped text, or (``description_allow_html``) the HTML
+    that :func:`lab2land.sanitize.clean_widget_state` cleaned."""
+    description = state.get("description") or ""
+    return str(description) if state.get("description_allow_html") else str(escape(description))
 
 
 def _js_number(value: int | float) -> str:
