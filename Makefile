@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # What installing lab2land depends on: a change re-installs (and so re-fetches the assets).
-INSTALL_INPUTS := pyproject.toml setup.py lab2land/vendor.py
+INSTALL_INPUTS := pyproject.toml setup.py lab2land/vendor.py $(wildcard vendor/*/*.json vendor/*/build.js)
 
 .PHONY: publish test lint dist setup system-deps serve bench demo-advance clean
 

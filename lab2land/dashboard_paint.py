@@ -230,11 +230,12 @@ def _asset_paths() -> dict[str, Path]:
 
 
 ASSET_PATHS = _asset_paths()
-# The ``?v=`` of the template's asset URLs: a new plotly, html-manager or lab2land.js is a new URL.
+# The ``?v=`` of the template's asset URLs: a new plotly, html-manager, partial bundle (or its
+# recipe) or lab2land.js is a new URL.
 ASSET_VERSION = hashlib.sha256(b"".join(
     ASSET_PATHS[n].read_bytes() for n in ("lab2land.js",) if n in ASSET_PATHS)
     + f"{plotly.__version__}-{vendor.PACKAGES['html-manager']['version']}".encode()
-    + "".join(vendor.PACKAGES[k]["version"] for k in PARTIAL_BUNDLES).encode()).hexdigest()[:12]
+    + "".join(vendor.PACKAGES[k]["integrity"] for k in PARTIAL_BUNDLES).encode()).hexdigest()[:12]
 
 
 class PaintAssetsHandler(web.StaticFileHandler):

@@ -52,7 +52,8 @@ def test_wheel_carries_templates_scaffold_and_offline_assets(wheel):
                  "lab2land/templates/site/index.html.j2", "lab2land/scaffold/publish.toml",
                  "lab2land/scaffold/notebooks/example.ipynb", "lab2land/static/vendor/html-manager/embed.js",
                  "lab2land/static/vendor/html-manager/.pinned.json",
-                 "lab2land/static/vendor/mathjax/tex-chtml-full.js"):
+                 "lab2land/static/vendor/mathjax/tex-chtml-full.js",
+                 "lab2land/static/vendor/plotly-cartesian/plotly-cartesian.min.js"):
         assert name in names, name
 
 
