@@ -30,10 +30,9 @@ import plotly
 from markupsafe import Markup
 from nbconvert.filters import ansi2html
 from nbformat.v4 import new_code_cell
-from plotly.offline import get_plotlyjs_version
 from tornado import web
 
-from lab2land import sanitize, vendor, widget_paint
+from lab2land import page_needs, sanitize, vendor, widget_paint
 from lab2land.templating import TEMPLATES_DIR
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -155,7 +154,7 @@ def page_paint(nb) -> dict:
                 needs["plotly"] |= kind == "plotly"
                 needs["widgets"] |= kind == "widget"
                 if kind == "plotly":
-                    traces |= trace_types(data[PLOTLY_MIME])
+                    traces |= page_needs.trace_types(data[PLOTLY_MIME])
                 elif kind == "widget":
                     views.append(str((data[WIDGET_VIEW_MIME] or {}).get("model_id")))
     needs["plotly_js"] = plotly_bundle(traces)
@@ -174,25 +173,10 @@ def page_paint(nb) -> dict:
     return needs
 
 
-def trace_types(figure: dict) -> set:
-    """The trace types a figure draws (plotly's default is ``scatter``); ``{None}`` for a trace
-    that is not a trace object, which no partial bundle is known to draw."""
-    data = figure.get("data")
-    if not isinstance(data, list):
-        return set() if data is None else {None}
-    return {(t.get("type") or "scatter") if isinstance(t, dict) else None for t in data}
-
-
 def plotly_bundle(traces: set) -> str:
-    """The file under ``/lab2land/static/`` that draws every trace type in ``traces``: the
-    smallest of plotly.js's partial bundles that has them all, when it is the release of the
-    plotly.js plotly.py ships (the figures' JSON is written for that one), else the full one."""
-    for key in PARTIAL_BUNDLES:
-        pkg = vendor.PACKAGES[key]
-        if (pkg["version"] == PLOTLY_JS_VERSION and traces <= set(pkg["traces"])
-                and f"{key}.min.js" in ASSET_PATHS):
-            return f"{key}.min.js"
-    return "plotly.min.js"
+    """The file under ``/lab2land/static/`` that draws every trace type in ``traces``."""
+    key = page_needs.partial_bundle(traces, lambda k: f"{k}.min.js" in ASSET_PATHS)
+    return f"{key}.min.js" if key else "plotly.min.js"
 
 
 def _clean_state(state: dict) -> dict:
@@ -211,16 +195,13 @@ def extensions(federated: list, needs: dict) -> list:
     return [e for e in federated if not (isinstance(e, dict) and e.get("name") == PLOTLY_EXTENSION)]
 
 
-# plotly.js's partial bundles (lab2land.vendor), smallest first.
-PARTIAL_BUNDLES = ("plotly-basic", "plotly-cartesian")
-PLOTLY_JS_VERSION = get_plotlyjs_version()
 
 
 # The files the first paint uses, at /lab2land/static/<name>: nothing else is reachable.
 def _asset_paths() -> dict[str, Path]:
     files = {"plotly.min.js": Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
              "lab2land.js": TEMPLATES_DIR / "site" / "static" / "lab2land.js"}
-    for key in PARTIAL_BUNDLES:
+    for key in page_needs.PARTIAL_BUNDLES:
         if vendor.present(key):
             files[f"{key}.min.js"] = vendor.VENDOR_DIR / key / f"{key}.min.js"
     widgets = vendor.VENDOR_DIR / "html-manager"
@@ -235,7 +216,7 @@ ASSET_PATHS = _asset_paths()
 ASSET_VERSION = hashlib.sha256(b"".join(
     ASSET_PATHS[n].read_bytes() for n in ("lab2land.js",) if n in ASSET_PATHS)
     + f"{plotly.__version__}-{vendor.PACKAGES['html-manager']['version']}".encode()
-    + "".join(vendor.PACKAGES[k]["integrity"] for k in PARTIAL_BUNDLES).encode()).hexdigest()[:12]
+    + "".join(vendor.PACKAGES[k]["integrity"] for k in page_needs.PARTIAL_BUNDLES).encode()).hexdigest()[:12]
 
 
 class PaintAssetsHandler(web.StaticFileHandler):

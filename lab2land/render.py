@@ -166,6 +166,7 @@ def render_version(nb: nbformat.NotebookNode, page: dict, *, show_code: bool = F
             "layout": layout,
             "show_code": bool(show_code),
             "has_plotly": _has_output(nb, PLOTLY_MIME),
+            "plotly_js": page_needs.static_plotly_js(nb),
             "has_widgets": widgets,
             "has_math": _has_math(nb) or page_needs.widgets_have_math(nb),
             "has_plot_tex": page_needs.plots_have_tex(nb),

@@ -81,16 +81,16 @@ PACKAGES = {
         "files": {"package/dist/umd/index.js": "minisearch.js", "package/LICENSE.txt": "LICENSE.txt"},
         "assets": "minisearch",
     },
-    # plotly.js's official partial bundles, for dashboards whose figures use only their trace
-    # types (lab2land.dashboard_paint picks the smallest that fits, else plotly.py's full
-    # plotly.min.js): evaluating the full 4.8 MB bundle is ~1.2-1.7 s of a first paint here.
+    # plotly.js's partial bundles, for pages (version pages and dashboards) whose figures use
+    # only their trace types (lab2land.page_needs picks the smallest that fits, else plotly.py's
+    # full plotly.min.js): evaluating the full 4.8 MB bundle is ~1.2-1.7 s of a first paint here.
     # Same release as the plotly.min.js plotly.py ships; `traces` is each bundle's README list.
     "plotly-basic": {
         "name": "plotly.js-basic-dist-min",
         "version": "4.1.1",
         "integrity": "sha512-1oNF8PeQx2hv/y7tqEVWKD3JGwn/MGEMQ8mL9HUwsaqG9FGy/OU5FHUHvzqbqxN4mnwZGI9abTiE775C4kkjMQ==",
         "files": {"package/plotly-basic.min.js": "plotly-basic.min.js", "package/LICENSE": "LICENSE"},
-        "assets": None,
+        "assets": "plotly-basic",
         "traces": ("bar", "pie", "scatter"),
     },
     # Built here from plotly.js's sources (vendor/plotly-cartesian/: the recipe, its npm lockfile
@@ -103,7 +103,7 @@ PACKAGES = {
         "integrity": "sha512-tlp/ijRJaT96hZZGGv8N/1fwo2HwRSaiERMnv0rtxYYycSUvM/cc8nQLCWmsy1+NZ5RyGC4GBsyPRtmBb23gug==",
         "build": "plotly-cartesian",
         "files": {"plotly-cartesian.min.js": "plotly-cartesian.min.js", "LICENSE": "LICENSE"},
-        "assets": None,
+        "assets": "plotly-cartesian",
         "traces": ("bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour", "image",
                    "pie", "scatter", "scatterternary", "violin"),
     },

@@ -202,7 +202,8 @@ def test_each_partial_bundle_draws_the_trace_types_lab2land_picks_it_for(page, t
 
 
 def test_the_smallest_bundle_that_draws_every_trace_is_picked():
-    from lab2land.dashboard_paint import plotly_bundle, trace_types
+    from lab2land.dashboard_paint import plotly_bundle
+    from lab2land.page_needs import trace_types
 
     assert trace_types({"data": [{"x": [1]}, {"type": "bar"}]}) == {"scatter", "bar"}  # scatter: plotly's default
     assert plotly_bundle({"scatter", "bar"}) == "plotly-basic.min.js"

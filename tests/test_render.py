@@ -16,7 +16,7 @@ from bs4 import BeautifulSoup
 from nbformat import v4
 
 from conftest import save_notebook
-from lab2land import assets, render, sanitize, templating
+from lab2land import assets, page_needs, render, sanitize, templating
 
 XSS_SCRIPT = "<script>alert(1)</script>"
 XSS_IMG = "<img src=x onerror=alert(2)>"
@@ -193,7 +193,26 @@ def test_plotly_figure_is_a_safe_data_block(executed_nb, ok_html):
     original = next(o.data[PLOTLY_MIME] for c in executed_nb.cells for o in c.get("outputs", [])
                     if PLOTLY_MIME in o.get("data", {}))
     assert fig["data"] == json.loads(json.dumps(original["data"]))
-    assert soup.select_one('script[src="../../assets/plotly.min.js"]') is not None
+    # A bar chart: the page loads plotly.js's basic bundle, not the full 4.8 MB one.
+    assert soup.select_one('script[src="../../assets/plotly-basic/plotly-basic.min.js"]') is not None
+    assert soup.select_one('script[src="../../assets/plotly.min.js"]') is None
+
+
+@pytest.mark.parametrize(("traces", "bundle"), [
+    (["bar", "scatter"], "plotly-basic/plotly-basic.min.js"),
+    (["histogram", None], "plotly-cartesian/plotly-cartesian.min.js"),  # None: plotly's default, scatter
+    (["heatmap", "scattergeo"], "plotly.min.js"),  # a map: only the full bundle draws it
+    (["no-such-trace"], "plotly.min.js"),
+])
+def test_a_page_loads_the_smallest_plotly_js_that_draws_its_figures(traces, bundle):
+    figures = [{"data": [{"type": t} if t else {"y": [1]} for t in traces], "layout": {}}]
+    nb = v4.new_notebook(cells=[v4.new_code_cell("fig", outputs=[v4.new_output("display_data", data={PLOTLY_MIME: f})])
+                                for f in figures])
+    nb.cells.append(v4.new_code_cell("x = 1"))  # a cell without a figure changes nothing
+    assert page_needs.static_plotly_js(nb) == bundle
+    odd = v4.new_output("display_data", data={PLOTLY_MIME: {"data": "not a list"}})
+    odd_nb = v4.new_notebook(cells=[v4.new_code_cell("fig", outputs=[odd])])
+    assert page_needs.static_plotly_js(odd_nb) == "plotly.min.js"
 
 
 def test_no_external_urls(ok_html):
@@ -465,7 +484,8 @@ def test_template_dirs_override_and_fingerprint(tmp_path):
 def test_install_assets_is_complete_and_idempotent(tmp_path):
     out = assets.install_assets(tmp_path)
     assert out == tmp_path / "assets"
-    for name in ("plotly.min.js", "notebook.css", "lab2land.css", "lab2land.js", "widgets/embed.js",
+    for name in ("plotly.min.js", "plotly-basic/plotly-basic.min.js", "plotly-cartesian/plotly-cartesian.min.js",
+                 "notebook.css", "lab2land.css", "lab2land.js", "widgets/embed.js",
                  "mathjax-config.js", "mathjax/tex-chtml-full.js",
                  "mathjax/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff"):
         assert (out / name).stat().st_size > 0, name

@@ -66,6 +66,9 @@ def test_version_page_draws_plot_and_widget_offline(site, page, dialogs):
     assert page.locator(".l2l-widget .widget-readout").inner_text().strip() == "7"
     box = page.locator(".js-plotly-plot").first.bounding_box()
     assert box["height"] > 300 and box["width"] > 600
+    # Drawn by plotly.js's basic bundle (a bar chart needs no more), from the shared assets.
+    traces = page.evaluate("Object.keys(Plotly.PlotSchema.get().traces)")
+    assert "bar" in traces and "scattergeo" not in traces
     # The plotly title, the table and the markdown show their payloads as text; none ran.
     assert page.locator(".js-plotly-plot .gtitle").text_content() == XSS_TITLE
     assert "<script>alert(1)</script>" in page.locator("table.dataframe").inner_text()
