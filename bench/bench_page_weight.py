@@ -46,7 +46,8 @@ def nbconvert_pages(project: Path, manifest: dict, out: Path) -> tuple[int, int]
     """Execute like a user would (plotly inline), convert; bytes with and without code."""
     nb_dir = project / "notebooks"
     executed = out / f"{manifest['report']}.ipynb"
-    params = {**manifest["parameters"], **{s["name"]: s["path"] for s in manifest["sources"]}}
+    # A source's snapshot path is relative to the project (the notebook runs in notebooks/).
+    params = {**manifest["parameters"], **{s["name"]: str(project / s["path"]) for s in manifest["sources"]}}
     cmd = [str(BIN / "papermill"), str(project / manifest["notebook"]), str(executed), "--cwd", str(nb_dir),
            "--execution-timeout", str(CELL_TIMEOUT)]
     for name, value in params.items():
