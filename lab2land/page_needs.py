@@ -90,7 +90,12 @@ def partial_bundle(traces: set, available: Callable[[str], bool] = vendor.presen
     return None
 
 
+def site_plotly_js(figures: Iterable[dict]) -> str:
+    """Path under a site's assets/ of the plotly.js that draws ``figures``."""
+    key = partial_bundle(figures_trace_types(figures))
+    return f"{vendor.PACKAGES[key]['assets']}/{key}.min.js" if key else "plotly.min.js"
+
+
 def static_plotly_js(nb) -> str:
     """Path under a site's assets/ of the plotly.js a version page of ``nb`` loads."""
-    key = partial_bundle(figures_trace_types(notebook_figures(nb)))
-    return f"{vendor.PACKAGES[key]['assets']}/{key}.min.js" if key else "plotly.min.js"
+    return site_plotly_js(notebook_figures(nb))

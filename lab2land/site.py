@@ -23,6 +23,7 @@ from pathlib import Path
 from . import __version__
 from .config import Config
 from .feed import FeedEntry, entry_id, write_feeds
+from .page_needs import site_plotly_js
 from .pins import PINS, Pin, latest_with_pins, read_pins
 from .plan import report_variants
 from .search import write_search_index
@@ -248,13 +249,15 @@ class SiteWriter:
         write_atomic(folder / "versions.js", "window.lab2landVersions = " + json.dumps(nav, sort_keys=True) + ";\n")
         from .render import render_site_page
 
+        trends = trend_figures(versions, self.variants[name])
         write_atomic(folder / "index.html", render_site_page("history.html.j2", {
             "site": self._site(), "generated": self.generated, "assets": "../assets/", "site_url": "../index.html",
             "report": {"name": name, "title": report.title, "description": report.description, "tags": report.tags,
                        "dashboard_url": f"../{dashboard_path(name)}" if report.dashboard else None},
             "variants": _variant_entries(versions, latest, self.variants[name], "", pins),
             "versions": [_version_entry(m, "", latest_ids) for m in versions],
-            "trends": trend_figures(versions, self.variants[name]),
+            "trends": trends,
+            "plotly_js": site_plotly_js(trends),
         }, template_dirs=self.template_dirs))
 
     def _catalog_entry(self, name: str, versions: list[Version], latest: dict[str, Version],

@@ -1,8 +1,9 @@
 """Metrics across versions, for the site pages: a report's trend charts and the index's
 headline values with their change since the previous good version.
 
-The charts are plotly figures (JSON), drawn by the site's shared ``plotly.min.js`` from a data
-block, like the figures of the version pages: they work from ``file://`` and any static host.
+The charts are plotly figures (JSON), drawn by the site's shared plotly.js (the basic bundle:
+they are scatter lines) from a data block, like the figures of the version pages: they work
+from ``file://`` and any static host.
 """
 
 from __future__ import annotations

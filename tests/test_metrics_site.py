@@ -173,6 +173,9 @@ def test_trend_chart_has_one_point_per_version_and_opens_them(tmp_path, page):
     points = page.locator('[data-metric="total"] .scatterlayer .point')
     assert points.count() == 3
     assert page.external_requests == [] and page.page_errors == []
+    # Scatter lines: drawn by plotly.js's basic bundle, not the full 4.8 MB one.
+    scripts = page.evaluate("[...document.scripts].map(s => s.getAttribute('src'))")
+    assert "../assets/plotly-basic/plotly-basic.min.js" in scripts and "../assets/plotly.min.js" not in scripts
     index = BeautifulSoup((root / "reports" / "index.html").read_text(), "html.parser")
     assert "▲" in index.select_one(".l2l-headline").get_text()  # total rose since the previous version
     points.nth(0).scroll_into_view_if_needed()

@@ -22,7 +22,7 @@
     return typeof url === "string" && url !== "" && !/^[a-z][a-z0-9+.\-]*:/i.test(url) && url.indexOf("//") !== 0;
   }
 
-  /* ---- Plotly figures: JSON data blocks drawn with the shared plotly.min.js ---- */
+  /* ---- Plotly figures: JSON data blocks drawn with the shared plotly.js (assets/) ---- */
   function drawPlots() {
     var blocks = document.querySelectorAll("script.l2l-plotly-data");
     for (var i = 0; i < blocks.length; i++) {
@@ -31,7 +31,7 @@
       if (!target) continue;
       if (!window.Plotly) {
         target.className += " l2l-plotly-missing";
-        target.textContent = "This chart needs assets/plotly.min.js, which did not load.";
+        target.textContent = "This chart needs plotly.js from the site's assets/, which did not load.";
         continue;
       }
       try {
