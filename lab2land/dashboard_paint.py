@@ -195,8 +195,6 @@ def extensions(federated: list, needs: dict) -> list:
     return [e for e in federated if not (isinstance(e, dict) and e.get("name") == PLOTLY_EXTENSION)]
 
 
-
-
 # The files the first paint uses, at /lab2land/static/<name>: nothing else is reachable.
 def _asset_paths() -> dict[str, Path]:
     files = {"plotly.min.js": Path(plotly.__file__).parent / "package_data" / "plotly.min.js",
