@@ -265,6 +265,10 @@ def test_widget_view_and_saved_state_are_embedded(ok_html):
     state = json.loads(soup.select_one('script[type="application/vnd.jupyter.widget-state+json"]').string)
     assert state["state"][model_id]["state"]["value"] == 7
     assert soup.select_one('script[src="../../assets/widgets/embed.js"]') is not None
+    # The figures are drawn (lab2land.js) before the widget manager evaluates: deferred, in order.
+    scripts = [s["src"].rsplit("/", 1)[-1] for s in soup.select("head script[src]")]
+    assert scripts.index("lab2land.js") < scripts.index("embed.js")
+    assert scripts.index("plotly-basic.min.js") < scripts.index("lab2land.js")
 
 
 def test_third_party_widgets_fall_back_to_text():
