@@ -2,7 +2,7 @@
 labels (``Label("$E=mc^2$")``, ``HTMLMath``), MathJax's SVG output for plotly figures whose
 titles, axes or legends hold TeX, and the smallest plotly.js bundle that draws the figures'
 trace types. Each build is only loaded where it is needed: the SVG build alone is ~2 MB, and
-the full plotly.js takes ~1.4 s to start in Chromium where a partial bundle takes ~0.25 s.
+the full plotly.js takes ~1.5 s to start in Chromium where a partial bundle takes 0.25-0.45 s.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _has_tex(value: Any, depth: int = 0) -> bool:
 
 
 # plotly.js's partial bundles (lab2land.vendor), smallest first; the full one is plotly.py's.
-PARTIAL_BUNDLES = ("plotly-basic", "plotly-cartesian")
+PARTIAL_BUNDLES = ("plotly-basic", "plotly-cartesian", "plotly-svg")
 PLOTLY_JS_VERSION = get_plotlyjs_version()
 
 

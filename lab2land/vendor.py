@@ -93,19 +93,34 @@ PACKAGES = {
         "assets": "plotly-basic",
         "traces": ("bar", "pie", "scatter"),
     },
-    # Built here from plotly.js's sources (vendor/plotly-cartesian/: the recipe, its npm lockfile
-    # and build.js), not the published plotly.js-cartesian-dist-min: that one evaluates in ~0.65 s
+    # Built here from plotly.js's sources (vendor/plotly/: the recipe, its npm lockfile and
+    # build.js), not the published plotly.js-cartesian-dist-min: that one evaluates in ~0.65 s
     # in Chromium, this one in ~0.25 s (same trace types; build.js says why). `integrity` pins
     # the recipe (:func:`recipe_integrity`); the lockfile pins every package it installs.
     "plotly-cartesian": {
         "name": "plotly.js",
         "version": "4.1.1",
-        "integrity": "sha512-tlp/ijRJaT96hZZGGv8N/1fwo2HwRSaiERMnv0rtxYYycSUvM/cc8nQLCWmsy1+NZ5RyGC4GBsyPRtmBb23gug==",
-        "build": "plotly-cartesian",
+        "integrity": "sha512-NOE2555Rwyeb60paa7kZUYf+G3Op+1y+leVSBKpBdctgxJ3czlDPdyLz4YJAlzbIbCso1WXOj4RyWG6SRet2Rw==",
+        "build": "plotly",
         "files": {"plotly-cartesian.min.js": "plotly-cartesian.min.js", "LICENSE": "LICENSE"},
         "assets": "plotly-cartesian",
         "traces": ("bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour", "image",
                    "pie", "scatter", "scatterternary", "violin"),
+    },
+    # Every trace type plotly.js draws with SVG alone, none with WebGL or map tiles (those are
+    # left to the full plotly.min.js): ~0.45 s to evaluate where the full one takes ~1.6 s.
+    "plotly-svg": {
+        "name": "plotly.js",
+        "version": "4.1.1",
+        "integrity": "sha512-NOE2555Rwyeb60paa7kZUYf+G3Op+1y+leVSBKpBdctgxJ3czlDPdyLz4YJAlzbIbCso1WXOj4RyWG6SRet2Rw==",
+        "build": "plotly",
+        "files": {"plotly-svg.min.js": "plotly-svg.min.js", "LICENSE": "LICENSE"},
+        "assets": "plotly-svg",
+        "traces": ("bar", "barpolar", "box", "candlestick", "carpet", "choropleth", "contour", "contourcarpet",
+                   "funnel", "funnelarea", "heatmap", "histogram", "histogram2d", "histogram2dcontour", "icicle",
+                   "image", "indicator", "ohlc", "parcats", "pie", "quiver", "sankey", "scatter", "scattercarpet",
+                   "scattergeo", "scatterpolar", "scattersmith", "scatterternary", "sunburst", "table", "treemap",
+                   "violin", "waterfall"),
     },
 }
 
@@ -115,8 +130,13 @@ class FetchError(RuntimeError):
 
 
 def pin(key: str) -> dict:
-    """What identifies a package's pinned release: name, version and integrity."""
-    return {k: PACKAGES[key][k] for k in ("name", "version", "integrity")}
+    """What identifies a package's pinned release: name, version and integrity (and, for one
+    built from a recipe, the trace types it was built with)."""
+    pkg = PACKAGES[key]
+    found = {k: pkg[k] for k in ("name", "version", "integrity")}
+    if "build" in pkg:
+        found["traces"] = list(pkg["traces"])  # as .pinned.json reads back
+    return found
 
 
 def present(key: str, vendor_dir: Path | None = None) -> bool:
@@ -153,18 +173,23 @@ def fetch(vendor_dir: Path | None = None, npm: str | None = None) -> list[str]:
                          f"published pages ({', '.join(PACKAGES[k]['name'] for k in todo)}): install it "
                          "(Debian: `apt-get install npm`) and build again, or install lab2land from a wheel")
     vendor_dir.mkdir(parents=True, exist_ok=True)
-    for key in todo:
-        with tempfile.TemporaryDirectory(dir=vendor_dir) as tmp:
-            staged = Path(tmp) / key
-            if "build" in PACKAGES[key]:
-                _npm_build(npm, Path(tmp), PACKAGES[key], staged)
-            else:
-                tarball = _npm_pack(npm, Path(tmp), PACKAGES[key])
-                _extract(tarball, staged, PACKAGES[key]["files"])
-            (staged / PINNED).write_text(json.dumps(pin(key), indent=2) + "\n", encoding="utf-8")
-            if (vendor_dir / key).exists():
-                shutil.rmtree(vendor_dir / key)
-            os.replace(staged, vendor_dir / key)
+    with tempfile.TemporaryDirectory(dir=vendor_dir) as recipes:
+        installed: dict[str, Path] = {}  # recipe -> its npm-installed copy, one `npm ci` each
+        for key in todo:
+            with tempfile.TemporaryDirectory(dir=vendor_dir) as tmp:
+                staged = Path(tmp) / key
+                pkg = PACKAGES[key]
+                if "build" in pkg:
+                    if pkg["build"] not in installed:
+                        installed[pkg["build"]] = _npm_install_recipe(npm, Path(recipes), pkg)
+                    _build(installed[pkg["build"]], key, staged)
+                else:
+                    tarball = _npm_pack(npm, Path(tmp), pkg)
+                    _extract(tarball, staged, pkg["files"])
+                (staged / PINNED).write_text(json.dumps(pin(key), indent=2) + "\n", encoding="utf-8")
+                if (vendor_dir / key).exists():
+                    shutil.rmtree(vendor_dir / key)
+                os.replace(staged, vendor_dir / key)
     return todo
 
 
@@ -197,36 +222,47 @@ def recipe_integrity(recipe: Path) -> str:
     return "sha512-" + base64.b64encode(digest.digest()).decode()
 
 
-def _npm_build(npm: str, workdir: Path, pkg: dict, staged: Path) -> None:
-    """Build a package from its recipe in ``workdir``: ``npm ci`` (every package checked against
-    the recipe's lockfile, no install scripts run), then ``node build.js staged``."""
+def _npm_install_recipe(npm: str, workdir: Path, pkg: dict) -> Path:
+    """A copy of the package's recipe in ``workdir``, checked against its pin, with ``npm ci``
+    run in it (every package checked against the recipe's lockfile, no install scripts run)."""
     recipe = RECIPES_DIR / pkg["build"]
     spec = f"{pkg['name']}@{pkg['version']}"
     if not all((recipe / name).is_file() for name in RECIPE_FILES):
         raise FetchError(f"{spec} is built from the recipe in {recipe}, which is missing or incomplete "
                          f"(needs {', '.join(RECIPE_FILES)}): build lab2land from a full checkout or sdist")
-    work = workdir / "recipe"
+    work = workdir / pkg["build"]
     work.mkdir()
     for name in RECIPE_FILES:
         shutil.copyfile(recipe / name, work / name)
     if recipe_integrity(work) != pkg["integrity"]:
         raise FetchError(f"the recipe in {recipe} does not match the pinned integrity of {spec}: refusing to "
                          "build it (a changed recipe needs a new pin in lab2land/vendor.py)")
-    node = shutil.which("node") or str(Path(npm).with_name("node"))
+    _run_step([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], work,
+              f"building {spec}: `npm ci` (is the npm registry reachable?)")
+    return work
+
+
+def _build(work: Path, key: str, staged: Path) -> None:
+    """``node build.js`` in an installed recipe: the bundle of ``key``'s trace types in ``staged``."""
+    pkg = PACKAGES[key]
+    node = shutil.which("node")
+    if node is None:
+        raise FetchError(f"building {key} ({pkg['name']}@{pkg['version']}) needs node, which npm uses too: install it")
     staged.mkdir()
-    for cmd, what in (([npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-                       "`npm ci` (is the npm registry reachable?)"),
-                      ([node, "build.js", str(staged)], "`node build.js`")):
-        try:
-            proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, check=False, timeout=900)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise FetchError(f"building {spec}: {what} could not run: {exc}") from exc
-        if proc.returncode != 0:
-            raise FetchError(f"building {spec}: {what} failed (exit {proc.returncode}): "
-                             f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
+    _run_step([node, "build.js", str(staged / f"{key}.min.js"), *pkg["traces"]], work,
+              f"building {key}: `node build.js`")
     for target in pkg["files"].values():
         if not (staged / target).is_file():
-            raise FetchError(f"building {spec}: build.js wrote no {target}")
+            raise FetchError(f"building {key}: build.js wrote no {target}")
+
+
+def _run_step(cmd: list[str], cwd: Path, what: str) -> None:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, timeout=900)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise FetchError(f"{what} could not run: {exc}") from exc
+    if proc.returncode != 0:
+        raise FetchError(f"{what} failed (exit {proc.returncode}): {(proc.stderr or proc.stdout).strip()[-2000:]}")
 
 
 def _extract(tarball: Path, dest: Path, files: dict[str, str]) -> None:

@@ -187,7 +187,7 @@ def test_page_paint_draws_only_what_it_can_paint():
     assert not page_paint(_executed(html, view_output=False))["widgets"]
 
 
-@pytest.mark.parametrize("key", ["plotly-basic", "plotly-cartesian"])
+@pytest.mark.parametrize("key", ["plotly-basic", "plotly-cartesian", "plotly-svg"])
 def test_each_partial_bundle_draws_the_trace_types_lab2land_picks_it_for(page, tmp_path, key):
     """The trace lists in lab2land.vendor are what each pinned bundle registers (Plotly.PlotSchema,
     in Chromium): a figure is never sent to a bundle that cannot draw it."""
@@ -208,6 +208,7 @@ def test_the_smallest_bundle_that_draws_every_trace_is_picked():
     assert trace_types({"data": [{"x": [1]}, {"type": "bar"}]}) == {"scatter", "bar"}  # scatter: plotly's default
     assert plotly_bundle({"scatter", "bar"}) == "plotly-basic.min.js"
     assert plotly_bundle({"scatter", "heatmap"}) == "plotly-cartesian.min.js"
-    assert plotly_bundle({"scatter", "scattergeo"}) == "plotly.min.js"  # a map: only the full bundle
+    assert plotly_bundle({"scatter", "scattergeo", "treemap"}) == "plotly-svg.min.js"
+    assert plotly_bundle({"scatter", "scattergl"}) == "plotly.min.js"  # WebGL: only the full bundle
     assert plotly_bundle(trace_types({"data": ["not a trace"]})) == "plotly.min.js"
     assert plotly_bundle(set()) == "plotly-basic.min.js"

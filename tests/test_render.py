@@ -201,7 +201,9 @@ def test_plotly_figure_is_a_safe_data_block(executed_nb, ok_html):
 @pytest.mark.parametrize(("traces", "bundle"), [
     (["bar", "scatter"], "plotly-basic/plotly-basic.min.js"),
     (["histogram", None], "plotly-cartesian/plotly-cartesian.min.js"),  # None: plotly's default, scatter
-    (["heatmap", "scattergeo"], "plotly.min.js"),  # a map: only the full bundle draws it
+    (["heatmap", "scattergeo", "sankey"], "plotly-svg/plotly-svg.min.js"),  # every SVG trace type
+    (["scattergeo", "scattergl"], "plotly.min.js"),  # WebGL: only the full bundle draws it
+    (["scattermap"], "plotly.min.js"),  # map tiles: likewise
     (["no-such-trace"], "plotly.min.js"),
 ])
 def test_a_page_loads_the_smallest_plotly_js_that_draws_its_figures(traces, bundle):
@@ -489,6 +491,7 @@ def test_install_assets_is_complete_and_idempotent(tmp_path):
     out = assets.install_assets(tmp_path)
     assert out == tmp_path / "assets"
     for name in ("plotly.min.js", "plotly-basic/plotly-basic.min.js", "plotly-cartesian/plotly-cartesian.min.js",
+                 "plotly-svg/plotly-svg.min.js",
                  "notebook.css", "lab2land.css", "lab2land.js", "widgets/embed.js",
                  "mathjax-config.js", "mathjax/tex-chtml-full.js",
                  "mathjax/output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff"):

@@ -15,8 +15,8 @@ from lab2land import vendor
 BUILT = [key for key, pkg in vendor.PACKAGES.items() if "build" in pkg]
 
 
-def test_some_package_is_built_from_a_recipe():
-    assert "plotly-cartesian" in BUILT
+def test_some_packages_are_built_from_a_recipe():
+    assert {"plotly-cartesian", "plotly-svg"} <= set(BUILT)
 
 
 @pytest.mark.parametrize("key", BUILT)
@@ -48,11 +48,21 @@ def test_a_changed_recipe_is_refused_before_anything_is_installed(tmp_path, monk
     work = tmp_path / "work"
     work.mkdir()
     with pytest.raises(vendor.FetchError, match="does not match the pinned integrity of plotly.js@"):
-        vendor._npm_build(shutil.which("npm") or "npm", work, vendor.PACKAGES["plotly-cartesian"], work / "out")
-    assert not (work / "recipe" / "node_modules").exists() and not list(tmp_path.rglob("pwned"))
+        vendor._npm_install_recipe(shutil.which("npm") or "npm", work, vendor.PACKAGES["plotly-cartesian"])
+    assert not list(work.rglob("node_modules")) and not list(tmp_path.rglob("pwned"))
 
 
 def test_a_missing_recipe_says_where_it_was_looked_for(tmp_path, monkeypatch):
     monkeypatch.setattr(vendor, "RECIPES_DIR", tmp_path / "nowhere")
     with pytest.raises(vendor.FetchError, match=r"nowhere.*package-lock\.json.*full checkout or sdist"):
-        vendor._npm_build("npm", tmp_path, vendor.PACKAGES["plotly-cartesian"], tmp_path / "out")
+        vendor._npm_install_recipe("npm", tmp_path, vendor.PACKAGES["plotly-cartesian"])
+
+
+def test_a_bundle_built_with_other_trace_types_is_not_the_pinned_one(tmp_path, monkeypatch):
+    """The trace lists are lab2land's, passed to build.js: changing one rebuilds that bundle."""
+    vendor_dir = tmp_path / "vendor"
+    shutil.copytree(vendor.VENDOR_DIR / "plotly-svg", vendor_dir / "plotly-svg")
+    assert vendor.present("plotly-svg", vendor_dir)
+    changed = {**vendor.PACKAGES["plotly-svg"], "traces": ("scatter", "bar")}
+    monkeypatch.setitem(vendor.PACKAGES, "plotly-svg", changed)
+    assert not vendor.present("plotly-svg", vendor_dir)
