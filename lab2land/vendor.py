@@ -81,22 +81,24 @@ PACKAGES = {
         "files": {"package/dist/umd/index.js": "minisearch.js", "package/LICENSE.txt": "LICENSE.txt"},
         "assets": "minisearch",
     },
-    # plotly.js's partial bundles, for pages (version pages and dashboards) whose figures use
-    # only their trace types (lab2land.page_needs picks the smallest that fits, else plotly.py's
-    # full plotly.min.js): evaluating the full 4.8 MB bundle is ~1.2-1.7 s of a first paint here.
-    # Same release as the plotly.min.js plotly.py ships; `traces` is each bundle's README list.
+    # plotly.js partial bundles, for pages (version pages and dashboards) whose figures use only
+    # their trace types (lab2land.page_needs picks the smallest that fits, else plotly.py's full
+    # plotly.min.js): evaluating the full 4.8 MB bundle is ~1.2-1.7 s of a first paint here.
+    # Same release as the plotly.min.js plotly.py ships. Built from plotly.js's sources
+    # (vendor/plotly/: the recipe, its npm lockfile and build.js), not the published
+    # plotly.js-*-dist-min bundles, which start ~1.2-2.5x slower in Chromium (build.js says why;
+    # bench/README.md, P9). `integrity` pins the recipe (:func:`recipe_integrity`), the lockfile
+    # every package it installs; `traces` are what build.js registers (basic and cartesian: the
+    # published bundles' lists).
     "plotly-basic": {
-        "name": "plotly.js-basic-dist-min",
+        "name": "plotly.js",
         "version": "4.1.1",
-        "integrity": "sha512-1oNF8PeQx2hv/y7tqEVWKD3JGwn/MGEMQ8mL9HUwsaqG9FGy/OU5FHUHvzqbqxN4mnwZGI9abTiE775C4kkjMQ==",
-        "files": {"package/plotly-basic.min.js": "plotly-basic.min.js", "package/LICENSE": "LICENSE"},
+        "integrity": "sha512-NOE2555Rwyeb60paa7kZUYf+G3Op+1y+leVSBKpBdctgxJ3czlDPdyLz4YJAlzbIbCso1WXOj4RyWG6SRet2Rw==",
+        "build": "plotly",
+        "files": {"plotly-basic.min.js": "plotly-basic.min.js", "LICENSE": "LICENSE"},
         "assets": "plotly-basic",
         "traces": ("bar", "pie", "scatter"),
     },
-    # Built here from plotly.js's sources (vendor/plotly/: the recipe, its npm lockfile and
-    # build.js), not the published plotly.js-cartesian-dist-min: that one evaluates in ~0.65 s
-    # in Chromium, this one in ~0.25 s (same trace types; build.js says why). `integrity` pins
-    # the recipe (:func:`recipe_integrity`); the lockfile pins every package it installs.
     "plotly-cartesian": {
         "name": "plotly.js",
         "version": "4.1.1",

@@ -14,6 +14,8 @@ from lab2land.dashboard_paint import ASSET_PATHS
 
 rng = np.random.default_rng(7)
 FIGURES = {
+    "bar and line": go.Figure([go.Bar(x=["a", "b", "c"], y=[3, 1, 2]), go.Scatter(x=["a", "b", "c"], y=[2, 3, 1])]),
+    "pie": go.Figure(go.Pie(labels=["x", "y", "z"], values=[5, 3, 2], hole=0.3)),
     "histogram": go.Figure([go.Histogram(x=rng.normal(size=300), name="a"),
                             go.Histogram(x=rng.normal(1, 1, size=300), name="b")],
                            layout={"barmode": "overlay", "title": {"text": "Scores"}}),
