@@ -7,8 +7,10 @@ network. This module uses only the standard library: it runs inside the isolated
 a build, where none of lab2land's dependencies are installed.
 
 Each package is pinned with its registry integrity, so a re-published tarball cannot slip in
-unnoticed. ``python -m lab2land.vendor fetch`` fetches by hand (a checkout that was never
-installed).
+unnoticed. The plotly.js partial bundles are built instead, from plotly.js's sources by the
+recipe in ``vendor/plotly/`` (``npm ci`` from its lockfile with install scripts off, then
+esbuild), pinned by the recipe's own integrity. ``python -m lab2land.vendor fetch`` fetches and
+builds by hand (a checkout that was never installed).
 """
 
 from __future__ import annotations
