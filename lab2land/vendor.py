@@ -158,14 +158,15 @@ def missing(vendor_dir: Path | None = None) -> list[str]:
 
 
 def fetch(vendor_dir: Path | None = None, npm: str | None = None) -> list[str]:
-    """Fetch every missing package into ``vendor_dir`` with ``npm pack``; return the keys fetched.
+    """Fetch every missing package into ``vendor_dir`` with ``npm pack``, or build it from its
+    recipe; return the keys fetched.
 
-    Each package is unpacked into a temporary folder beside its destination and renamed into
-    place, so a killed fetch leaves the old files or none, never half a package.
+    Each package is unpacked (or built) into a temporary folder beside its destination and
+    renamed into place, so a killed fetch leaves the old files or none, never half a package.
 
     Raises:
-        FetchError: npm is not installed, the registry cannot be reached, or a tarball does not
-            match its pinned integrity.
+        FetchError: npm (or node) is not installed, the registry cannot be reached, a tarball or
+            recipe does not match its pinned integrity, or a build failed.
     """
     vendor_dir = vendor_dir or VENDOR_DIR
     todo = missing(vendor_dir)
@@ -177,7 +178,9 @@ def fetch(vendor_dir: Path | None = None, npm: str | None = None) -> list[str]:
                          f"published pages ({', '.join(PACKAGES[k]['name'] for k in todo)}): install it "
                          "(Debian: `apt-get install npm`) and build again, or install lab2land from a wheel")
     vendor_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=vendor_dir) as recipes:
+    # Recipes are installed (~170 MB of node_modules) outside the package: a killed build must
+    # not leave them where the next build collects package data.
+    with tempfile.TemporaryDirectory(prefix="lab2land-recipes-") as recipes:
         installed: dict[str, Path] = {}  # recipe -> its npm-installed copy, one `npm ci` each
         for key in todo:
             with tempfile.TemporaryDirectory(dir=vendor_dir) as tmp:
