@@ -156,12 +156,13 @@ def test_config_errors_change_nothing(tmp_path, change, named):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 16 MB tmpfs for the site (root only); skipped, with the reason, where it cannot be made."""
+    """A 32 MB tmpfs for the site (its shared assets take ~16 MB; root only); skipped, with the
+    reason, where it cannot be made."""
     mount = tmp_path / "disk"
     mount.mkdir()
     if not shutil.which("mount"):
         pytest.skip("no mount command: cannot make a small filesystem here")
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], capture_output=True,
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)], capture_output=True,
                           text=True)
     if made.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({made.stderr.strip()}): the disk-full case needs one")
