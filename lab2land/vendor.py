@@ -36,6 +36,28 @@ RECIPE_FILES = ("package.json", "package-lock.json", "build.js")
 # into place together.
 PINNED = ".pinned.json"
 
+# The recipe the plotly.js partial bundles are built from: vendor/plotly/ (package.json, its
+# npm lockfile, build.js). `integrity` pins the recipe (:func:`recipe_integrity`); the lockfile
+# pins every package it installs.
+PLOTLY_RECIPE = {
+    "name": "plotly.js",
+    "version": "4.1.1",
+    "integrity": "sha512-NOE2555Rwyeb60paa7kZUYf+G3Op+1y+leVSBKpBdctgxJ3czlDPdyLz4YJAlzbIbCso1WXOj4RyWG6SRet2Rw==",
+    "build": "plotly",
+}
+
+
+def _plotly_bundle(key: str, traces: tuple[str, ...]) -> dict:
+    """A plotly.js partial bundle for pages (version pages and dashboards) whose figures use only
+    ``traces`` (lab2land.page_needs picks the smallest that fits, else plotly.py's full
+    plotly.min.js, ~1.2-1.7 s of a first paint here). Same release as the plotly.min.js plotly.py
+    ships, built from its sources by PLOTLY_RECIPE, not the published plotly.js-*-dist-min
+    bundles, which start ~1.2-2.5x slower in Chromium (build.js says why; bench/README.md, P9);
+    ``traces`` are what build.js registers."""
+    return {key: {**PLOTLY_RECIPE, "files": {f"{key}.min.js": f"{key}.min.js", "LICENSE": "LICENSE"},
+                  "assets": key, "traces": traces}}
+
+
 # `files` maps tarball paths (prefixes, or globs) to paths under vendor/<key>/; `assets` is
 # where the site's assets/ folder gets vendor/<key>/ (None: only ``serve`` uses the package).
 # A package with a `build` is built from the recipe RECIPES_DIR/<build> instead of packed: its
@@ -83,49 +105,19 @@ PACKAGES = {
         "files": {"package/dist/umd/index.js": "minisearch.js", "package/LICENSE.txt": "LICENSE.txt"},
         "assets": "minisearch",
     },
-    # plotly.js partial bundles, for pages (version pages and dashboards) whose figures use only
-    # their trace types (lab2land.page_needs picks the smallest that fits, else plotly.py's full
-    # plotly.min.js): evaluating the full 4.8 MB bundle is ~1.2-1.7 s of a first paint here.
-    # Same release as the plotly.min.js plotly.py ships. Built from plotly.js's sources
-    # (vendor/plotly/: the recipe, its npm lockfile and build.js), not the published
-    # plotly.js-*-dist-min bundles, which start ~1.2-2.5x slower in Chromium (build.js says why;
-    # bench/README.md, P9). `integrity` pins the recipe (:func:`recipe_integrity`), the lockfile
-    # every package it installs; `traces` are what build.js registers (basic and cartesian: the
-    # published bundles' lists).
-    "plotly-basic": {
-        "name": "plotly.js",
-        "version": "4.1.1",
-        "integrity": "sha512-NOE2555Rwyeb60paa7kZUYf+G3Op+1y+leVSBKpBdctgxJ3czlDPdyLz4YJAlzbIbCso1WXOj4RyWG6SRet2Rw==",
-        "build": "plotly",
-        "files": {"plotly-basic.min.js": "plotly-basic.min.js", "LICENSE": "LICENSE"},
-        "assets": "plotly-basic",
-        "traces": ("bar", "pie", "scatter"),
-    },
-    "plotly-cartesian": {
-        "name": "plotly.js",
-        "version": "4.1.1",
-        "integrity": "sha512-NOE2555Rwyeb60paa7kZUYf+G3Op+1y+leVSBKpBdctgxJ3czlDPdyLz4YJAlzbIbCso1WXOj4RyWG6SRet2Rw==",
-        "build": "plotly",
-        "files": {"plotly-cartesian.min.js": "plotly-cartesian.min.js", "LICENSE": "LICENSE"},
-        "assets": "plotly-cartesian",
-        "traces": ("bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour", "image",
-                   "pie", "scatter", "scatterternary", "violin"),
-    },
-    # Every trace type plotly.js draws with SVG alone, none with WebGL or map tiles (those are
-    # left to the full plotly.min.js): ~0.45 s to evaluate where the full one takes ~1.6 s.
-    "plotly-svg": {
-        "name": "plotly.js",
-        "version": "4.1.1",
-        "integrity": "sha512-NOE2555Rwyeb60paa7kZUYf+G3Op+1y+leVSBKpBdctgxJ3czlDPdyLz4YJAlzbIbCso1WXOj4RyWG6SRet2Rw==",
-        "build": "plotly",
-        "files": {"plotly-svg.min.js": "plotly-svg.min.js", "LICENSE": "LICENSE"},
-        "assets": "plotly-svg",
-        "traces": ("bar", "barpolar", "box", "candlestick", "carpet", "choropleth", "contour", "contourcarpet",
-                   "funnel", "funnelarea", "heatmap", "histogram", "histogram2d", "histogram2dcontour", "icicle",
-                   "image", "indicator", "ohlc", "parcats", "pie", "quiver", "sankey", "scatter", "scattercarpet",
-                   "scattergeo", "scatterpolar", "scattersmith", "scatterternary", "sunburst", "table", "treemap",
-                   "violin", "waterfall"),
-    },
+    # plotly.js partial bundles (see _plotly_bundle): basic and cartesian with the published
+    # bundles' trace lists; and every trace type plotly.js draws with SVG alone, none with WebGL
+    # or map tiles (those are left to the full plotly.min.js): ~0.3-0.45 s to evaluate where the
+    # full one takes ~1.2-1.6 s.
+    **_plotly_bundle("plotly-basic", ("bar", "pie", "scatter")),
+    **_plotly_bundle("plotly-cartesian", (
+        "bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour", "image", "pie",
+        "scatter", "scatterternary", "violin")),
+    **_plotly_bundle("plotly-svg", (
+        "bar", "barpolar", "box", "candlestick", "carpet", "choropleth", "contour", "contourcarpet", "funnel",
+        "funnelarea", "heatmap", "histogram", "histogram2d", "histogram2dcontour", "icicle", "image", "indicator",
+        "ohlc", "parcats", "pie", "quiver", "sankey", "scatter", "scattercarpet", "scattergeo", "scatterpolar",
+        "scattersmith", "scatterternary", "sunburst", "table", "treemap", "violin", "waterfall")),
 }
 
 
